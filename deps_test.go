@@ -33,6 +33,8 @@ var allowedDeps = map[string][]string{
 	"bench":        {"", "internal/", "bitcask", "lsm"},
 	"cmd/kvs":      {"", "internal/", "bitcask", "lsm", "bench", "server", "raftkv/"},
 	"internal/vfs": {},
+	// The conformance suite tests the root contract, so it sits above it.
+	"internal/enginetest": {"", "internal/"},
 }
 
 // peerEngines may only enter through the separate bench/peers module.

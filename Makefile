@@ -1,0 +1,50 @@
+# kvs: make run (a quick engine comparison) and make test (the test suite)
+# are the two commands a fresh clone needs. bench/ and docs/ are folders:
+# every target is .PHONY so make never mistakes them for up-to-date files.
+.PHONY: build run test race bench bench-quick lint fmt fuzz clean
+
+GO ?= go
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+build:
+	$(GO) build ./...
+	$(GO) build -o bin/kvs ./cmd/kvs
+
+# The short engine comparison that prints a table (well under a minute).
+run:
+	$(GO) run ./cmd/kvs bench --count 200000
+
+# The whole test suite: unit, conformance (200+ crash rounds per engine
+# variant), real-process kill tests, fuzz seed corpora, the CLI end to end.
+test:
+	$(GO) vet ./...
+	$(GO) test -short -timeout 10m ./...
+
+race:
+	$(GO) test -race -short -timeout 15m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 10 -timeout 60m ./... | tee bench.txt
+
+# One iteration of every benchmark: checks they run, not how fast.
+bench-quick:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 10m ./...
+
+lint:
+	test -z "$$(gofmt -l .)" || (gofmt -l . && false)
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+fmt:
+	gofmt -s -w .
+
+# Run each fuzz target for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatch$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzScanSegment$$' -fuzztime $(FUZZTIME) ./bitcask
+	$(GO) test -run '^$$' -fuzz '^FuzzScanHint$$' -fuzztime $(FUZZTIME) ./bitcask
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./bitcask
+
+clean:
+	rm -rf bin bench.txt

@@ -1,0 +1,96 @@
+// Package bitcask is kvs engine 1: a log-structured hash table after the
+// Bitcask paper (Justin Sheehy and David Smith, "Bitcask: A Log-Structured
+// Hash Table for Fast Key/Value Data", Basho, 2010). It registers itself
+// with kvs as "bitcask".
+//
+// # Design
+//
+// Every write is appended to the active segment; an in-memory keydir maps
+// each live key to the file, offset and size of its newest record, so a
+// Get costs one lookup and one read. Segments are sealed at
+// Options.Bitcask.MaxSegmentBytes; a merge (Compact) rewrites the live
+// records of the sealed segments into new segments with hint files and
+// deletes the old ones.
+//
+//	                 keydir (hash map or btree)
+//	   key ──► { file id, offset, size, seq }
+//	                    │
+//	                    ▼
+//	+-------------+-------------+-------------+-----------------------+
+//	| 000001.data | 000002.data | 000003.data | 000004.data (active)  |◄── appends
+//	| 000001.hint |   sealed    |   sealed    |                       |
+//	+-------------+-------------+-------------+-----------------------+
+//
+//	segment:  | header 16 B | record | record | ... |
+//	record:   | crc32c u32 | type u8 | seq uvarint | klen uvarint | vlen uvarint | key | value |
+//	                       <------------------- covered by the crc ------------------------->
+//	hint:     | header 16 B | crc32c u32 | seq | klen | offset | size | key | ...
+//
+// docs/formats/bitcask.md gives every byte; record.go, hint.go and
+// merge.go (the DONE file) implement it.
+//
+// # Durability
+//
+// A batch is one write(2) of consecutive records, all but the last flagged
+// "batch continues"; recovery drops a batch whose last record is missing,
+// so a batch survives a crash whole or not at all. With WriteOptions.Sync a
+// write returns once it is fsynced; concurrent synced writers share one
+// fsync (group commit, see waitDurable) unless
+// Options.DisableGroupCommit. A segment is fsynced before the next one is
+// created, so the log is durable as a prefix: a synced write implies every
+// earlier write is durable. After a failed write or fsync the engine
+// refuses writes (kvs.ErrFailed) until reopened: the page cache can no
+// longer be trusted to hold what the failed fsync was to make durable.
+//
+// # Recovery
+//
+// Open finishes or discards an interrupted merge (merge/DONE is its commit
+// point; the outputs of a merge that never committed still carry a
+// .merging suffix and are deleted), loads every segment (from its hint
+// file when it has a valid one),
+// lets the record with the highest sequence number win for each key,
+// truncates a torn tail of the newest segment (logging a warning) and
+// reports damage anywhere else as a *kvs.CorruptionError naming file and
+// offset. It then starts a new active segment.
+//
+// # Keydir and ordered scans
+//
+// Options.Bitcask.Index picks the keydir:
+//
+//	"hash"  (default) a Go map, the paper's design: O(1) Get, 55 to 110
+//	        bytes per key plus the key, as the map doubles. NewIter scans
+//	        the whole map for the keys in range, O(n), and sorts them,
+//	        O(k log k); NewSnapshot copies the map, O(n).
+//	"btree" a google/btree: O(log n) Get, 63 (keys inserted at random) to
+//	        89 (keys inserted in order) bytes per key plus the key.
+//	        NewIter and NewSnapshot clone it in O(1) (copy-on-write).
+//
+// Stats.IndexBytes reports an estimate (hashIndex.memBytes and
+// btreeIndex.memBytes give the formulas); BenchmarkIndexMemory measures
+// the real figure next to it.
+//
+// # Concurrency
+//
+// A DB is safe for concurrent use. Writers serialize on one mutex while
+// they append; the keydir has a read-write lock that writers hold only to
+// update it and readers only to look a key up, so Gets read files in
+// parallel with each other and with appends. Merges run one at a time and
+// copy without blocking writers; only their install step takes the keydir
+// lock. Snapshots and iterators pin the segments they may read, so a merge
+// deletes a replaced segment only when the last pin drops. Iterators are
+// not safe for concurrent use; snapshots are, except for Close.
+//
+// # Example
+//
+//	db, err := bitcask.Open("/tmp/db", &kvs.Options{})
+//	if err != nil {
+//		return err
+//	}
+//	defer db.Close()
+//	if err := db.Put([]byte("k"), []byte("v"), kvs.Sync); err != nil {
+//		return err
+//	}
+//	v, err := db.Get([]byte("k")) // v == "v"
+//
+// Most callers open it by name instead: kvs.Open("bitcask", dir, opts).
+package bitcask

@@ -1,0 +1,410 @@
+package bitcask
+
+import (
+	"errors"
+	"io/fs"
+	oldrand "math/rand"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/kvs-lab/kvs"
+	"github.com/kvs-lab/kvs/internal/vfs"
+)
+
+func TestMergeReclaimsSpace(t *testing.T) {
+	keys := 20000
+	if testing.Short() {
+		keys = 5000
+	}
+	const rounds = 6 // the first write of each key and 5 overwrites
+	dir := t.TempDir()
+	o := &kvs.Options{Logger: kvs.DiscardLogger(), Bitcask: kvs.BitcaskOptions{MaxSegmentBytes: 1 << 20}}
+	db := openDB(t, dir, o)
+	want := map[string]string{}
+	for r := 0; r < rounds; r++ {
+		for i := 0; i < keys; i++ {
+			mustPut(t, db, keyN(i), valueN(i, r, 100), kvs.NoSync)
+			want[keyN(i)] = valueN(i, r, 100)
+		}
+	}
+	before := db.Stats()
+	mustCompact(t, db)
+	after := db.Stats()
+
+	var dataBytes int64
+	for _, s := range after.Segments {
+		dataBytes += s.Bytes
+		if !s.Active && (!s.Hint || s.LiveRecords != s.Records) {
+			t.Errorf("merge output %+v: want a hint and only live records", s)
+		}
+	}
+	t.Logf("before: %d bytes on disk; after: %d (%d in segments) for %d live bytes; space amp %.2f -> %.2f",
+		before.BytesOnDisk, after.BytesOnDisk, dataBytes, after.LiveBytes, before.SpaceAmp(), after.SpaceAmp())
+	if after.LiveBytes != int64(keys*(16+100)) || after.LiveKeys != int64(keys) {
+		t.Fatalf("live keys %d, live bytes %d; want %d and %d", after.LiveKeys, after.LiveBytes, keys, keys*116)
+	}
+	// A 116-byte pair costs a 126-byte record (10 bytes of header: crc,
+	// type, a 3-byte seq, lengths): 1.09x. Its hint entry adds 29 bytes
+	// (crc, seq, lengths, a 3- or 4-byte offset, the key): 0.25x.
+	if limit := 1.3 * float64(after.LiveBytes); float64(dataBytes) > limit {
+		t.Errorf("segments hold %d bytes after the merge, want at most 1.3 x %d", dataBytes, after.LiveBytes)
+	}
+	if limit := 1.4 * float64(after.LiveBytes); float64(after.BytesOnDisk) > limit {
+		t.Errorf("%d bytes on disk after the merge, want at most 1.4 x %d", after.BytesOnDisk, after.LiveBytes)
+	}
+	if after.Compactions != 1 || after.CompactionBytesRead < before.BytesOnDisk/2 || after.CompactionBytesWritten < dataBytes/2 {
+		t.Errorf("compaction stats %+v", after)
+	}
+	if got := diskBytes(t, dir); got != after.BytesOnDisk {
+		t.Errorf("Stats.BytesOnDisk = %d, the directory holds %d", after.BytesOnDisk, got)
+	}
+	checkContents(t, db, want)
+	mustClose(t, db)
+	db = openDB(t, dir, o)
+	checkContents(t, db, want)
+	if s := db.Stats(); float64(s.BytesOnDisk) > 1.4*float64(s.LiveBytes) {
+		t.Errorf("after reopening: %d bytes on disk for %d live", s.BytesOnDisk, s.LiveBytes)
+	}
+}
+
+// diskBytes sums the sizes of the files in dir (not recursing).
+func diskBytes(t testing.TB, dir string) int64 {
+	t.Helper()
+	names, err := vfs.Default.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, name := range names {
+		st, err := vfs.Default.Stat(vfs.Default.PathJoin(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.IsDir() {
+			n += st.Size()
+		}
+	}
+	return n
+}
+
+// mergeWorkload fills db with puts, overwrites and deletes spread over
+// many small segments, so that a tombstone and the put it hides often lie
+// in different files, and makes it all durable. It returns the contents
+// and the deleted keys.
+func mergeWorkload(t testing.TB, db *DB, seed uint64) (map[string]string, []string) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed))
+	want := map[string]string{}
+	for i := 0; i < 300; i++ {
+		k := keyN(rng.IntN(60))
+		switch {
+		case rng.IntN(4) == 0:
+			mustDelete(t, db, k, kvs.NoSync)
+			delete(want, k)
+		case rng.IntN(10) == 0:
+			var b kvs.Batch
+			b.Put([]byte(k), []byte(valueN(i, 1, 30)))
+			k2 := keyN(rng.IntN(60))
+			b.Delete([]byte(k2))
+			if err := db.Write(&b, kvs.NoSync); err != nil {
+				t.Fatal(err)
+			}
+			want[k] = valueN(i, 1, 30)
+			delete(want, k2)
+		default:
+			v := valueN(i, 0, 20+rng.IntN(80))
+			mustPut(t, db, k, v, kvs.NoSync)
+			want[k] = v
+		}
+	}
+	mustPut(t, db, "sync", "point", kvs.Sync)
+	want["sync"] = "point"
+	var deleted []string
+	for i := 0; i < 60; i++ {
+		if _, ok := want[keyN(i)]; !ok {
+			deleted = append(deleted, keyN(i))
+		}
+	}
+	return want, deleted
+}
+
+// TestMergeCrashAtEveryStepKeepsContents crashes (CrashClone: only what
+// was fsynced survives) before every file system operation of a merge,
+// including the deletions a snapshot held back, and checks that each
+// crash image reopens to exactly the contents before the merge: no lost
+// key, no resurrected one. With random=true each image also keeps a
+// random part of what was not synced, as a real power cut may.
+func TestMergeCrashAtEveryStepKeepsContents(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		pinned, random bool
+	}{
+		{"plain", false, false},
+		{"inputs pinned by a snapshot", true, false},
+		{"torn images", false, true},
+		{"torn images, inputs pinned", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := vfs.NewMem()
+			var (
+				mu     sync.Mutex
+				armed  atomic.Bool
+				images []*vfs.MemFS
+				ops    []string
+				rng    = oldrand.New(oldrand.NewSource(7))
+			)
+			inj := vfs.InjectorFunc(func(op vfs.Op, p string) error {
+				if armed.Load() {
+					mu.Lock()
+					if tc.random {
+						images = append(images, mem.CrashCloneRandom(rng))
+					} else {
+						images = append(images, mem.CrashClone())
+					}
+					ops = append(ops, op.String()+" "+p)
+					mu.Unlock()
+				}
+				return nil
+			})
+			o := testOptions(vfs.Inject(mem, inj), kvs.IndexHash)
+			o.Bitcask.MaxSegmentBytes = 2 << 10
+			db := openDB(t, testDir, o)
+			want, deleted := mergeWorkload(t, db, 1)
+			var snap kvs.Snapshot
+			if tc.pinned {
+				var err error
+				if snap, err = db.NewSnapshot(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			armed.Store(true)
+			mustCompact(t, db)
+			if tc.pinned {
+				// A second merge while the first one's inputs are still
+				// pinned, then the unpinning that lets them go.
+				mustCompact(t, db)
+				checkContents(t, snap, want, deleted...)
+				if err := snap.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			armed.Store(false)
+			images = append(images, mem.CrashClone())
+			ops = append(ops, "(after)")
+			if _, err := mem.Stat(testDir + "/merge"); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("merge/ still exists after the merges: %v", err)
+			}
+			t.Logf("%d crash points", len(images))
+			for i, img := range images {
+				db, err := Open(testDir, testOptions(img, kvs.IndexBTree))
+				if err != nil {
+					t.Fatalf("crash before op %d (%s): open: %v", i, ops[i], err)
+				}
+				checkContents(t, db, want, deleted...)
+				checkInvariants(t, db)
+				if _, err := img.Stat(testDir + "/merge"); !errors.Is(err, fs.ErrNotExist) {
+					t.Fatalf("crash before op %d (%s): merge/ survived recovery", i, ops[i])
+				}
+				mustClose(t, db)
+				if t.Failed() {
+					t.Fatalf("crash before op %d (%s)", i, ops[i])
+				}
+			}
+		})
+	}
+}
+
+// TestReadsAndWritesDuringMerge runs readers (Gets and scans of keys
+// nobody writes), writers (overwrites and deletes of their own keys) and
+// merges at once. Run it with -race.
+func TestReadsAndWritesDuringMerge(t *testing.T) {
+	for _, index := range indexes {
+		t.Run("index="+index, func(t *testing.T) {
+			o := testOptions(vfs.NewMem(), index)
+			o.Bitcask.MaxSegmentBytes = 16 << 10
+			db := openDB(t, testDir, o)
+			stable := map[string]string{}
+			for i := 0; i < 500; i++ {
+				k := "stable-" + keyN(i)
+				stable[k] = valueN(i, 0, 40)
+				mustPut(t, db, k, stable[k], kvs.NoSync)
+				mustPut(t, db, "hot-"+keyN(i), "initial", kvs.NoSync)
+			}
+			merges := 8
+			if testing.Short() {
+				merges = 4
+			}
+			var done atomic.Bool
+			var wg sync.WaitGroup
+			for r := 0; r < 3; r++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					rng := rand.New(rand.NewPCG(uint64(r), 1))
+					for n := 0; !done.Load() || n < 50; n++ {
+						if n%20 == 0 {
+							it, err := db.NewIter(&kvs.IterOptions{LowerBound: []byte("stable-"), UpperBound: []byte("stable-~")})
+							if err != nil {
+								t.Error(err)
+								return
+							}
+							count := 0
+							for ok := it.First(); ok; ok = it.Next() {
+								if v := string(it.Value()); v != stable[string(it.Key())] {
+									t.Errorf("scan during merge: %q = %.20q", it.Key(), v)
+								}
+								count++
+							}
+							if err := it.Close(); err != nil || count != len(stable) {
+								t.Errorf("scan during merge: %d keys, %v", count, err)
+							}
+							continue
+						}
+						k := "stable-" + keyN(rng.IntN(500))
+						if v, err := db.Get([]byte(k)); err != nil || string(v) != stable[k] {
+							t.Errorf("get %s during merge = %.20q, %v", k, v, err)
+						}
+					}
+				}()
+			}
+			hot := make([]map[string]string, 2)
+			for w := range hot {
+				hot[w] = map[string]string{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for r := 1; r == 1 || !done.Load(); r++ { // every key at least once
+						for i := w; i < 500; i += 2 {
+							k := "hot-" + keyN(i)
+							if (i+r)%4 == 0 {
+								if err := db.Delete([]byte(k), kvs.NoSync); err != nil {
+									t.Error(err)
+									return
+								}
+								hot[w][k] = ""
+								continue
+							}
+							v := valueN(i, r, 30)
+							if err := db.Put([]byte(k), []byte(v), kvs.NoSync); err != nil {
+								t.Error(err)
+								return
+							}
+							hot[w][k] = v
+						}
+					}
+				}()
+			}
+			for i := 0; i < merges; i++ {
+				mustCompact(t, db)
+			}
+			done.Store(true)
+			wg.Wait()
+			want := copyMap(stable)
+			var deleted []string
+			for _, h := range hot {
+				for k, v := range h {
+					if v == "" {
+						deleted = append(deleted, k)
+					} else {
+						want[k] = v
+					}
+				}
+			}
+			checkContents(t, db, want, deleted...)
+			if s := db.Stats(); s.Compactions != int64(merges) {
+				t.Fatalf("%d compactions counted, want %d", s.Compactions, merges)
+			}
+			mustClose(t, db)
+			db = openDB(t, testDir, o)
+			checkContents(t, db, want, deleted...)
+		})
+	}
+}
+
+// copyMap copies m.
+func copyMap(m map[string]string) map[string]string {
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// TestMergeKeepsPinnedFilesUntilUnpinned checks that a merge deletes its
+// inputs only when the last snapshot or iterator reading them is closed,
+// and that merge/DONE stays until then.
+func TestMergeKeepsPinnedFilesUntilUnpinned(t *testing.T) {
+	for _, index := range indexes {
+		t.Run("index="+index, func(t *testing.T) {
+			mem := vfs.NewMem()
+			o := testOptions(mem, index)
+			o.Bitcask.MaxSegmentBytes = 1 << 10
+			db := openDB(t, testDir, o)
+			want, deleted := mergeWorkload(t, db, 3)
+			old := db.Stats().Segments
+			snap, err := db.NewSnapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			it, err := db.NewIter(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustCompact(t, db)
+			for _, s := range old {
+				if fileSize(t, mem, testDir+"/"+segmentName(s.ID)) < 0 {
+					t.Fatalf("segment %d deleted while pinned", s.ID)
+				}
+			}
+			if _, err := mem.Stat(testDir + "/merge/DONE"); err != nil {
+				t.Fatalf("merge/DONE gone while inputs are pinned: %v", err)
+			}
+			checkContents(t, snap, want, deleted...)
+			snap.Close()
+			if _, err := mem.Stat(testDir + "/merge/DONE"); err != nil {
+				t.Fatalf("merge/DONE gone while an iterator pins the inputs: %v", err)
+			}
+			if got := walk(t, it, want, it.First, it.Next); len(got) != len(want) {
+				t.Fatalf("iterator over merged files saw %d keys, want %d", len(got), len(want))
+			}
+			it.Close()
+			for _, s := range old {
+				if !s.Active && fileSize(t, mem, testDir+"/"+segmentName(s.ID)) >= 0 {
+					t.Fatalf("segment %d survived its unpinning", s.ID)
+				}
+			}
+			if _, err := mem.Stat(testDir + "/merge"); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("merge/ survived the unpinning: %v", err)
+			}
+			checkContents(t, db, want, deleted...)
+			if s := db.Stats(); s.BytesOnDisk != memDiskBytes(t, mem, testDir) {
+				t.Fatalf("Stats.BytesOnDisk = %d, the directory holds %d", s.BytesOnDisk, memDiskBytes(t, mem, testDir))
+			}
+		})
+	}
+}
+
+func memDiskBytes(t testing.TB, mem *vfs.MemFS, dir string) int64 {
+	var n int64
+	for _, b := range snapshotFiles(t, mem, dir) {
+		n += int64(len(b))
+	}
+	return n
+}
+
+// TestMergeIsNoOpOnEmptyEngine checks that Compact on an engine with
+// nothing sealed does nothing.
+func TestMergeIsNoOpOnEmptyEngine(t *testing.T) {
+	mem := vfs.NewMem()
+	db := openDB(t, testDir, testOptions(mem, kvs.IndexHash))
+	mustCompact(t, db)
+	if s := db.Stats(); s.Compactions != 0 || len(s.Segments) != 1 {
+		t.Fatalf("stats after compacting nothing: %+v", s)
+	}
+	mustPut(t, db, "k", "v", kvs.NoSync)
+	mustCompact(t, db)
+	mustCompact(t, db)
+	checkContents(t, db, map[string]string{"k": "v"})
+}

@@ -1,0 +1,397 @@
+package bitcask
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/kvs-lab/kvs"
+	"github.com/kvs-lab/kvs/internal/vfs"
+)
+
+const testDir = "/db"
+
+// records returns the records ScanSegment finds in path.
+func records(t testing.TB, fs vfs.FS, path string) []RecordInfo {
+	t.Helper()
+	var recs []RecordInfo
+	if err := ScanSegment(fs, path, func(r RecordInfo) error { recs = append(recs, r); return nil }); err != nil {
+		t.Fatalf("scan %s: %v", path, err)
+	}
+	return recs
+}
+
+// fileSize returns the size of path, or -1 when it does not exist.
+func fileSize(t testing.TB, fs vfs.FS, path string) int64 {
+	t.Helper()
+	st, err := fs.Stat(path)
+	if err != nil {
+		return -1
+	}
+	return st.Size()
+}
+
+// truncateFile cuts path to size bytes.
+func truncateFile(t testing.TB, fs vfs.FS, path string, size int64) {
+	t.Helper()
+	f, err := fs.OpenReadWrite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeAt overwrites path at off with b, creating or extending it if
+// needed.
+func writeAt(t testing.TB, fs vfs.FS, path string, off int64, b []byte) {
+	t.Helper()
+	open := fs.OpenReadWrite
+	if fileSize(t, fs, path) < 0 {
+		open = fs.Create
+	}
+	f, err := open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flipByte inverts one byte of path.
+func flipByte(t testing.TB, fs vfs.FS, path string, off int64) {
+	t.Helper()
+	f, err := fs.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	writeAt(t, fs, path, off, []byte{^b[0]})
+}
+
+// tenKeys writes k0..k9 to a new DB on fs, the last one as a batch of
+// three when batch is set, and closes it. It returns the contents.
+func tenKeys(t *testing.T, fs vfs.FS, batch bool) map[string]string {
+	db := openDB(t, testDir, testOptions(fs, kvs.IndexHash))
+	want := map[string]string{}
+	for i := 0; i < 9; i++ {
+		k, v := fmt.Sprintf("k%d", i), valueN(i, 0, 40)
+		mustPut(t, db, k, v, kvs.NoSync)
+		want[k] = v
+	}
+	if batch {
+		var b kvs.Batch
+		for _, k := range []string{"b1", "b2", "k9"} {
+			b.Put([]byte(k), []byte("batch "+k))
+			want[k] = "batch " + k
+		}
+		if err := db.Write(&b, kvs.NoSync); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		mustPut(t, db, "k9", "last", kvs.NoSync)
+		want["k9"] = "last"
+	}
+	mustClose(t, db)
+	return want
+}
+
+func TestRecoverTruncatesTornTail(t *testing.T) {
+	seg := testDir + "/000001.data"
+	for _, tc := range []struct {
+		name  string
+		batch bool
+		// tear damages the newest segment, whose records are recs, and
+		// returns the size recovery must cut it to and the keys it
+		// loses.
+		tear func(t *testing.T, fs vfs.FS, recs []RecordInfo) (int64, []string)
+	}{
+		{"last record cut in half", false, func(t *testing.T, fs vfs.FS, recs []RecordInfo) (int64, []string) {
+			last := recs[len(recs)-1]
+			truncateFile(t, fs, seg, last.Offset+last.Size/2)
+			return last.Offset, []string{"k9"}
+		}},
+		{"last record's header cut", false, func(t *testing.T, fs vfs.FS, recs []RecordInfo) (int64, []string) {
+			last := recs[len(recs)-1]
+			truncateFile(t, fs, seg, last.Offset+3)
+			return last.Offset, []string{"k9"}
+		}},
+		{"zero-filled tail", false, func(t *testing.T, fs vfs.FS, recs []RecordInfo) (int64, []string) {
+			size := fileSize(t, fs, seg)
+			writeAt(t, fs, seg, size, make([]byte, 4096))
+			return size, nil
+		}},
+		{"last record zeroed", false, func(t *testing.T, fs vfs.FS, recs []RecordInfo) (int64, []string) {
+			last := recs[len(recs)-1]
+			writeAt(t, fs, seg, last.Offset, make([]byte, last.Size))
+			return last.Offset, []string{"k9"}
+		}},
+		{"checksum mismatch with zeros after", false, func(t *testing.T, fs vfs.FS, recs []RecordInfo) (int64, []string) {
+			last := recs[len(recs)-1]
+			flipByte(t, fs, seg, last.Offset+last.Size-1)
+			writeAt(t, fs, seg, last.Offset+last.Size, make([]byte, 100))
+			return last.Offset, []string{"k9"}
+		}},
+		{"batch without its last record", true, func(t *testing.T, fs vfs.FS, recs []RecordInfo) (int64, []string) {
+			last := recs[len(recs)-1]
+			truncateFile(t, fs, seg, last.Offset)
+			return recs[len(recs)-3].Offset, []string{"b1", "b2", "k9"}
+		}},
+		{"batch with its last record torn", true, func(t *testing.T, fs vfs.FS, recs []RecordInfo) (int64, []string) {
+			last := recs[len(recs)-1]
+			truncateFile(t, fs, seg, last.Offset+last.Size-1)
+			return recs[len(recs)-3].Offset, []string{"b1", "b2", "k9"}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			want := tenKeys(t, fs, tc.batch)
+			wantSize, lost := tc.tear(t, fs, records(t, fs, seg))
+			for _, k := range lost {
+				delete(want, k)
+			}
+			db := openDB(t, testDir, testOptions(fs, kvs.IndexHash))
+			if got := fileSize(t, fs, seg); got != wantSize {
+				t.Errorf("newest segment is %d bytes after recovery, want %d", got, wantSize)
+			}
+			checkContents(t, db, want, lost...)
+			// The engine works on, and the cut is durable.
+			mustPut(t, db, "after", "recovery", kvs.Sync)
+			want["after"] = "recovery"
+			crashed := fs.CrashClone()
+			mustClose(t, db)
+			db = openDB(t, testDir, testOptions(crashed, kvs.IndexHash))
+			checkContents(t, db, want, lost...)
+		})
+	}
+}
+
+func TestRecoverRemovesNewestSegmentWithTornHeader(t *testing.T) {
+	for _, header := range [][]byte{nil, []byte("kvsb"), make([]byte, fileHeaderLen)} {
+		t.Run(fmt.Sprintf("%d bytes", len(header)), func(t *testing.T) {
+			fs := vfs.NewMem()
+			want := tenKeys(t, fs, false)
+			torn := testDir + "/" + segmentName(2)
+			writeAt(t, fs, torn, 0, header)
+			db := openDB(t, testDir, testOptions(fs, kvs.IndexHash))
+			checkContents(t, db, want)
+			if fileSize(t, fs, torn) != -1 {
+				t.Fatalf("%s survived recovery", torn)
+			}
+		})
+	}
+}
+
+func TestCorruptByteInMiddleNamesFileAndOffset(t *testing.T) {
+	// Small segments: the keys spread over several files.
+	opts := func(fs vfs.FS) *kvs.Options {
+		o := testOptions(fs, kvs.IndexHash)
+		o.Bitcask.MaxSegmentBytes = 1000
+		return o
+	}
+	setup := func(t *testing.T) (vfs.FS, []string) {
+		fs := vfs.NewMem()
+		db := openDB(t, testDir, opts(fs))
+		for i := 0; i < 60; i++ {
+			mustPut(t, db, keyN(i), valueN(i, 0, 60), kvs.NoSync)
+		}
+		mustClose(t, db)
+		names, _ := fs.List(testDir)
+		var segs []string
+		for _, n := range names {
+			if _, kind := ParseFileName(n); kind == FileSegment {
+				segs = append(segs, testDir+"/"+n)
+			}
+		}
+		if len(segs) < 3 {
+			t.Fatalf("want at least 3 segments, have %v", segs)
+		}
+		return fs, segs
+	}
+	for _, tc := range []struct {
+		name string
+		pick func(segs []string) (path string, rec int) // rec < 0 counts from the end
+		at   func(r RecordInfo) int64
+	}{
+		{"value byte of a sealed segment's middle record", func(s []string) (string, int) { return s[0], 3 }, func(r RecordInfo) int64 { return r.Offset + r.Size - 1 }},
+		{"crc of a sealed segment's first record", func(s []string) (string, int) { return s[1], 0 }, func(r RecordInfo) int64 { return r.Offset }},
+		{"length of a sealed segment's record", func(s []string) (string, int) { return s[1], 2 }, func(r RecordInfo) int64 { return r.Offset + 6 }},
+		{"last record of a sealed segment", func(s []string) (string, int) { return s[0], -1 }, func(r RecordInfo) int64 { return r.Offset + 10 }},
+		{"newest segment's middle record", func(s []string) (string, int) { return s[len(s)-1], 1 }, func(r RecordInfo) int64 { return r.Offset + r.Size - 2 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs, segs := setup(t)
+			path, i := tc.pick(segs)
+			recs := records(t, fs, path)
+			if i < 0 {
+				i += len(recs)
+			}
+			if i >= len(recs)-1 && path == segs[len(segs)-1] {
+				t.Fatalf("record %d is not followed by another in the newest segment", i)
+			}
+			flipByte(t, fs, path, tc.at(recs[i]))
+			_, err := Open(testDir, opts(fs))
+			var ce *kvs.CorruptionError
+			if !errors.As(err, &ce) || !errors.Is(err, kvs.ErrCorruption) {
+				t.Fatalf("open = %v, want a *kvs.CorruptionError", err)
+			}
+			if ce.File != path || ce.Offset != recs[i].Offset {
+				t.Fatalf("corruption reported in %s at %d, want %s at %d (%v)", ce.File, ce.Offset, path, recs[i].Offset, err)
+			}
+			// Open failed cleanly: the lock is free and nothing was cut.
+			if _, err := Open(testDir, opts(fs)); !errors.As(err, &ce) {
+				t.Fatalf("second open = %v, want the same corruption", err)
+			}
+		})
+	}
+}
+
+func TestGetOfCorruptRecordReturnsCorruptionError(t *testing.T) {
+	for _, index := range indexes {
+		t.Run("index="+index, func(t *testing.T) {
+			fs := vfs.NewMem()
+			db := openDB(t, testDir, testOptions(fs, index))
+			mustPut(t, db, "a", "fine", kvs.NoSync)
+			mustPut(t, db, "b", "to be damaged", kvs.NoSync)
+			path := db.active.path
+			recs := records(t, fs, path)
+			flipByte(t, fs, path, recs[1].Offset+recs[1].Size-1)
+			_, err := db.Get([]byte("b"))
+			var ce *kvs.CorruptionError
+			if !errors.As(err, &ce) || ce.File != path || ce.Offset != recs[1].Offset {
+				t.Fatalf("get of a damaged record = %v, want a *kvs.CorruptionError at %s:%d", err, path, recs[1].Offset)
+			}
+			it, err := db.NewIter(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			it.SeekGE([]byte("b"))
+			if v := it.Value(); v != nil || it.Valid() || !errors.As(it.Error(), &ce) {
+				t.Fatalf("iterator value of a damaged record = %q, valid %v, error %v", v, it.Valid(), it.Error())
+			}
+			if err := it.Close(); !errors.As(err, &ce) {
+				t.Fatalf("iterator close = %v, want the corruption", err)
+			}
+			if v, err := db.Get([]byte("a")); err != nil || string(v) != "fine" {
+				t.Fatalf("get of an intact record = %q, %v", v, err)
+			}
+		})
+	}
+}
+
+// writeSegment writes a segment file holding recs.
+func writeSegment(t testing.TB, fs vfs.FS, path string, recs ...[]byte) {
+	t.Helper()
+	b := appendFileHeader(nil, segmentMagic)
+	for _, r := range recs {
+		b = append(b, r...)
+	}
+	writeAt(t, fs, path, 0, b)
+}
+
+// TestHighestSeqWinsAcrossFiles builds segments by hand where a file with
+// a higher id holds older records, as merge outputs do, and checks that
+// recovery lets the newest record of each key win, tombstones included,
+// whether the older file is scanned or loaded from its hint.
+func TestHighestSeqWinsAcrossFiles(t *testing.T) {
+	for _, hint := range []bool{false, true} {
+		for _, index := range indexes {
+			t.Run(fmt.Sprintf("hint=%v/index=%s", hint, index), func(t *testing.T) {
+				fs := vfs.NewMem()
+				fs.MkdirAll(testDir, 0o755)
+				if err := kvs.WriteEngineFile(fs, testDir, "bitcask"); err != nil {
+					t.Fatal(err)
+				}
+				// Newer records in the lower file.
+				writeSegment(t, fs, testDir+"/000001.data",
+					appendRecord(nil, typeDelete, 10, []byte("deleted"), nil),
+					appendRecord(nil, typePut, 11, []byte("updated"), []byte("new")),
+				)
+				// Older records in the higher file.
+				older := [][]byte{
+					appendRecord(nil, typePut, 5, []byte("deleted"), []byte("old")),
+					appendRecord(nil, typePut, 3, []byte("updated"), []byte("old")),
+					appendRecord(nil, typePut, 4, []byte("kept"), []byte("old but live")),
+				}
+				writeSegment(t, fs, testDir+"/000002.data", older...)
+				if hint {
+					h := appendFileHeader(nil, hintMagic)
+					off := int64(fileHeaderLen)
+					for _, r := range older {
+						hdr, key, _, _ := decodeRecord(r)
+						h = appendHintEntry(h, hdr.seq, key, off, int64(len(r)))
+						off += int64(len(r))
+					}
+					writeAt(t, fs, testDir+"/000002.hint", 0, h)
+				}
+				db := openDB(t, testDir, testOptions(fs, index))
+				checkContents(t, db, map[string]string{"updated": "new", "kept": "old but live"}, "deleted")
+				if got := db.Stats().Segments[1].Hint; got != hint {
+					t.Fatalf("segment 2 hint = %v, want %v", got, hint)
+				}
+				// New writes get higher sequence numbers than any on disk.
+				mustPut(t, db, "deleted", "again", kvs.NoSync)
+				mustClose(t, db)
+				db = openDB(t, testDir, testOptions(fs, index))
+				checkContents(t, db, map[string]string{"updated": "new", "kept": "old but live", "deleted": "again"})
+			})
+		}
+	}
+}
+
+func TestDamagedHintFallsBackToScan(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, fs vfs.FS, hint string)
+	}{
+		{"flipped byte", func(t *testing.T, fs vfs.FS, hint string) { flipByte(t, fs, hint, fileSize(t, fs, hint)-1) }},
+		{"truncated", func(t *testing.T, fs vfs.FS, hint string) { truncateFile(t, fs, hint, fileSize(t, fs, hint)-3) }},
+		{"bad header", func(t *testing.T, fs vfs.FS, hint string) { flipByte(t, fs, hint, 2) }},
+		{"entry past the segment", func(t *testing.T, fs vfs.FS, hint string) {
+			h := appendFileHeader(nil, hintMagic)
+			h = appendHintEntry(h, 1, []byte("k"), 1<<20, 100)
+			truncateFile(t, fs, hint, 0)
+			writeAt(t, fs, hint, 0, h)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			db := openDB(t, testDir, testOptions(fs, kvs.IndexHash))
+			want := map[string]string{}
+			for i := 0; i < 50; i++ {
+				mustPut(t, db, keyN(i%20), valueN(i, 0, 30), kvs.NoSync)
+				want[keyN(i%20)] = valueN(i, 0, 30)
+			}
+			mustCompact(t, db)
+			mustClose(t, db)
+			var hint string
+			names, _ := fs.List(testDir)
+			for _, n := range names {
+				if _, kind := ParseFileName(n); kind == FileHint {
+					hint = testDir + "/" + n
+				}
+			}
+			if hint == "" {
+				t.Fatalf("no hint file after a merge: %v", names)
+			}
+			tc.damage(t, fs, hint)
+			db = openDB(t, testDir, testOptions(fs, kvs.IndexHash))
+			checkContents(t, db, want)
+			if fileSize(t, fs, hint) != -1 {
+				t.Fatalf("the damaged hint %s is still there", hint)
+			}
+		})
+	}
+}

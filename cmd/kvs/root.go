@@ -1,0 +1,177 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/kvs-lab/kvs"
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	engine      string
+	dir         string
+	json        bool
+	index       string
+	segmentSize string
+	maxValue    string
+	sync        string
+	logLevel    string
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "kvs",
+		Short: "kvs: a log-structured storage engine testbed",
+		Long: `kvs runs the kvs storage engines (bitcask; lsm in a later release) from the shell.
+
+Data commands take --engine and --dir; when --engine is left out, kvs reads
+the engine from the directory's ENGINE file (bitcask for a new directory).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.engine, "engine", "", "engine: "+strings.Join(kvs.Engines(), ", ")+" (default: the directory's, else bitcask)")
+	pf.StringVar(&g.dir, "dir", "", "engine directory")
+	pf.BoolVar(&g.json, "json", false, "print JSON for scripts instead of tables")
+	pf.StringVar(&g.index, "index", "", "bitcask keydir index: hash (default) or btree")
+	pf.StringVar(&g.segmentSize, "segment-size", "", "bitcask segment size before rotation, e.g. 64MiB (default 64MiB)")
+	pf.StringVar(&g.maxValue, "max-value-size", "", "largest value accepted, e.g. 16MiB (default 16MiB)")
+	pf.StringVar(&g.sync, "sync", "", "durability of writes: always (fsync each write), group (share fsyncs), none")
+	pf.StringVar(&g.logLevel, "log-level", "warn", "engine log level: debug, info, warn, error")
+
+	root.AddCommand(
+		newPutCmd(g), newGetCmd(g), newDelCmd(g), newScanCmd(g),
+		newLoadCmd(g), newStatsCmd(g), newCompactCmd(g), newInspectCmd(g),
+		newBenchCmd(g), newEnginesCmd(g),
+	)
+	return root
+}
+
+// options turns the global flags into engine options.
+func (g *globals) options(stderr io.Writer) (*kvs.Options, error) {
+	o := &kvs.Options{}
+	lvl, err := logrus.ParseLevel(g.logLevel)
+	if err != nil {
+		return nil, usagef("--log-level: %q is not debug, info, warn or error", g.logLevel)
+	}
+	l := logrus.New()
+	l.SetOutput(stderr)
+	l.SetLevel(lvl)
+	o.Logger = logrus.NewEntry(l)
+	switch g.index {
+	case "", kvs.IndexHash, kvs.IndexBTree:
+		o.Bitcask.Index = g.index
+	default:
+		return nil, usagef("--index: %q is not hash or btree", g.index)
+	}
+	if g.segmentSize != "" {
+		n, err := parseBytes(g.segmentSize)
+		if err != nil || n <= 0 {
+			return nil, usagef("--segment-size: %q is not a positive size such as 4MiB", g.segmentSize)
+		}
+		o.Bitcask.MaxSegmentBytes = n
+	}
+	if g.maxValue != "" {
+		n, err := parseBytes(g.maxValue)
+		if err != nil || n <= 0 {
+			return nil, usagef("--max-value-size: %q is not a positive size such as 16MiB", g.maxValue)
+		}
+		o.MaxValueSize = int(n)
+	}
+	if g.sync == "always" {
+		o.DisableGroupCommit = true
+	}
+	return o, nil
+}
+
+// writeOptions returns the WriteOptions for --sync, with def used when the
+// flag is not given.
+func (g *globals) writeOptions(def string) (kvs.WriteOptions, error) {
+	mode := g.sync
+	if mode == "" {
+		mode = def
+	}
+	switch mode {
+	case "always", "group":
+		return kvs.Sync, nil
+	case "none":
+		return kvs.NoSync, nil
+	}
+	return kvs.WriteOptions{}, usagef("--sync: %q is not always, group or none", mode)
+}
+
+// open opens the engine in --dir. create says whether a missing directory
+// may be created (writes) or is an error (reads).
+func (g *globals) open(cmd *cobra.Command, create bool) (kvs.Engine, error) {
+	if g.dir == "" {
+		return nil, usagef("--dir is required: the directory holding the engine's files")
+	}
+	st, err := os.Stat(g.dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !create:
+		return nil, fmt.Errorf("kvs: directory %s does not exist", g.dir)
+	case err == nil && !st.IsDir():
+		return nil, fmt.Errorf("kvs: %s is a file, not a directory", g.dir)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("kvs: %w", err)
+	}
+	o, err := g.options(cmd.ErrOrStderr())
+	if err != nil {
+		return nil, err
+	}
+	o.ErrorIfNotExist = !create
+	name := g.engine
+	if name == "" {
+		found, err := kvs.DetectEngine(nil, g.dir)
+		switch {
+		case err == nil:
+			name = found
+		case errors.Is(err, fs.ErrNotExist):
+			name = "bitcask"
+		default:
+			return nil, err
+		}
+	}
+	return kvs.Open(name, g.dir, o)
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// closeEngine closes e, keeping the first error.
+func closeEngine(e kvs.Engine, err *error) {
+	if cerr := e.Close(); cerr != nil && *err == nil {
+		*err = cerr
+	}
+}
+
+func newEnginesCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "engines",
+		Short: "List the engines this binary knows",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), kvs.Engines())
+			}
+			for _, e := range kvs.Engines() {
+				fmt.Fprintln(cmd.OutOrStdout(), e)
+			}
+			return nil
+		},
+	}
+}
