@@ -1,7 +1,7 @@
 # kvs: make run (a quick engine comparison) and make test (the test suite)
 # are the two commands a fresh clone needs. bench/ and docs/ are folders:
 # every target is .PHONY so make never mistakes them for up-to-date files.
-.PHONY: build run test race bench bench-quick lint fmt fuzz clean
+.PHONY: build run test test-fast test-long race bench bench-quick lint fmt fuzz clean
 
 GO ?= go
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -14,11 +14,19 @@ build:
 run:
 	$(GO) run ./cmd/kvs bench --count 200000
 
-# The whole test suite: unit, conformance (200+ crash rounds per engine
-# variant), real-process kill tests, fuzz seed corpora, the CLI end to end.
+# The whole test suite, under the race detector: unit, conformance (200+
+# crash rounds per engine variant), real-process kill tests, fuzz seed
+# corpora, the CLI end to end. test-fast skips -race; test-long runs the
+# long versions (1000 crash rounds, 4000 fault points, 12 kill rounds).
 test:
 	$(GO) vet ./...
+	$(GO) test -race -short -timeout 10m ./...
+
+test-fast:
 	$(GO) test -short -timeout 10m ./...
+
+test-long:
+	$(GO) test -timeout 30m ./...
 
 race:
 	$(GO) test -race -short -timeout 15m ./...

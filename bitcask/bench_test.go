@@ -76,7 +76,7 @@ func copyDir(tb testing.TB, src, dst string, skip func(name string) bool) {
 }
 
 // BenchmarkOpen measures recovery of a merged directory: with hint files
-// Open reads about 29 bytes per key, without them it scans every record
+// Open reads about 19 bytes per key, without them it scans every record
 // (126 bytes per key) and checks its checksum.
 func BenchmarkOpen(b *testing.B) {
 	keys := benchKeys(200000)

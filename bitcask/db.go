@@ -247,7 +247,7 @@ func (db *DB) createSegment(id uint64) (*segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kvs/bitcask: create %s: %w", path, err)
 	}
-	if _, err := f.Write(appendFileHeader(nil, segmentMagic)); err != nil {
+	if _, err := f.Write(appendFileHeader(nil, segmentMagic, segmentVersion)); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("kvs/bitcask: write %s: %w", path, err)
 	}

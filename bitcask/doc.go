@@ -24,7 +24,13 @@
 //	segment:  | header 16 B | record | record | ... |
 //	record:   | crc32c u32 | type u8 | seq uvarint | klen uvarint | vlen uvarint | key | value |
 //	                       <------------------- covered by the crc ------------------------->
-//	hint:     | header 16 B | crc32c u32 | seq | klen | offset | size | key | ...
+//	hint:     | header 16 B | entry | entry | ... | count u64 | crc32c u32 | "kvsbhend" |
+//	entry:    | seq delta zigzag varint | klen uvarint | size uvarint | key |
+//
+// A hint entry stores no offset: a merge output holds exactly the records
+// its hint lists, back to back, so the sizes give the offsets. One crc32c
+// in the trailer covers the whole hint file, which Open uses whole or not
+// at all.
 //
 // docs/formats/bitcask.md gives every byte; record.go, hint.go and
 // merge.go (the DONE file) implement it.
@@ -47,11 +53,12 @@
 // Open finishes or discards an interrupted merge (merge/DONE is its commit
 // point; the outputs of a merge that never committed still carry a
 // .merging suffix and are deleted), loads every segment (from its hint
-// file when it has a valid one),
-// lets the record with the highest sequence number win for each key,
-// truncates a torn tail of the newest segment (logging a warning) and
-// reports damage anywhere else as a *kvs.CorruptionError naming file and
-// offset. It then starts a new active segment.
+// file when it has a valid one), lets the record with the highest
+// sequence number win for each key, truncates a torn tail of the newest
+// segment (logging a warning) and reports damage anywhere else as a
+// *kvs.CorruptionError naming file and offset. It deletes every segment
+// left without a record (such as the active segment of an Open that wrote
+// nothing), then starts a new active segment.
 //
 // # Keydir and ordered scans
 //

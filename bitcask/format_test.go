@@ -2,6 +2,7 @@ package bitcask
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -65,7 +66,7 @@ func TestRecordEncodingMatchesSpec(t *testing.T) {
 	if got := crc32.Checksum([]byte("123456789"), crcTable); got != 0xe3069283 {
 		t.Fatalf("crc32c(\"123456789\") = %#x, want 0xe3069283", got)
 	}
-	if got, want := hex.EncodeToString(appendFileHeader(nil, segmentMagic)), "6b76736263736567"+"01000000"+"90ee0d48"; got != want {
+	if got, want := hex.EncodeToString(appendFileHeader(nil, segmentMagic, segmentVersion)), "6b76736263736567"+"01000000"+"90ee0d48"; got != want {
 		t.Fatalf("segment header = %s, want %s", got, want)
 	}
 }
@@ -105,79 +106,209 @@ func TestDecodeRecordRejectsDamage(t *testing.T) {
 }
 
 func TestFileHeaderChecks(t *testing.T) {
-	good := appendFileHeader(nil, hintMagic)
-	if reason := checkFileHeader(good, hintMagic); reason != "" {
+	good := appendFileHeader(nil, hintMagic, hintVersion)
+	if reason := checkFileHeader(good, hintMagic, hintVersion); reason != "" {
 		t.Fatalf("good header: %s", reason)
 	}
-	other := appendFileHeader(nil, "kvsother")
-	v2 := append([]byte(hintMagic), 2, 0, 0, 0)
-	v2 = append(v2, appendFileHeader(nil, hintMagic)[12:]...)
+	staleCRC := bytes.Clone(good)
+	staleCRC[8] = 3 // version 3, the crc still that of version 2
 	for _, tc := range []struct {
 		name string
 		b    []byte
 		want string
 	}{
 		{"short", good[:15], "shorter than its 16-byte header"},
-		{"segment magic in a hint", appendFileHeader(nil, segmentMagic), "bad magic"},
-		{"other magic", other, "bad magic"},
+		{"segment magic in a hint", appendFileHeader(nil, segmentMagic, hintVersion), "bad magic"},
+		{"other magic", appendFileHeader(nil, "kvsother", hintVersion), "bad magic"},
 		{"bad crc", append(bytes.Clone(good[:12]), 1, 2, 3, 4), "checksum mismatch"},
 		{"zeros", make([]byte, 16), "checksum mismatch"},
-		{"version 2 with a stale crc", v2, "checksum mismatch"},
+		{"version changed, crc stale", staleCRC, "checksum mismatch"},
+		{"version 1", appendFileHeader(nil, hintMagic, 1), "unsupported format version 1, want 2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if reason := checkFileHeader(tc.b, hintMagic); !strings.Contains(reason, tc.want) {
+			if reason := checkFileHeader(tc.b, hintMagic, hintVersion); !strings.Contains(reason, tc.want) {
 				t.Fatalf("reason %q, want it to contain %q", reason, tc.want)
 			}
 		})
 	}
 }
 
-func TestHintEntryRoundTrips(t *testing.T) {
+// encodeHint returns a whole version-2 hint file listing entries (their
+// offsets are ignored: the format has none).
+func encodeHint(entries ...hintEntry) []byte {
+	b := appendFileHeader(nil, hintMagic, hintVersion)
+	var prev uint64
+	for _, e := range entries {
+		b = appendHintEntry(b, prev, e.seq, e.key, e.size)
+		prev = e.seq
+	}
+	return appendHintTrailer(b, crc32.Checksum(b, crcTable), uint64(len(entries)))
+}
+
+// decodeHint decodes every entry of the whole hint file b with the
+// engine's loader, for a segment of segSize bytes.
+func decodeHint(t testing.TB, b []byte, segSize int64) ([]hintEntry, error) {
+	t.Helper()
+	fs := writeMemFile(t, "/hint", b)
+	var got []hintEntry
+	_, err := loadHint(fs, "/hint", segSize, func(e hintEntry) {
+		e.key = bytes.Clone(e.key)
+		got = append(got, e)
+	})
+	return got, err
+}
+
+func TestHintRoundTrips(t *testing.T) {
 	for _, tc := range []struct {
-		name         string
-		seq          uint64
-		key          string
-		offset, size int64
+		name string
+		seqs []uint64
+		keys []string
+		size int64 // of every record
 	}{
-		{"small", 1, "k", fileHeaderLen, minRecordLen},
-		{"large", 1 << 50, strings.Repeat("x", 1000), 1 << 40, 1 << 30},
+		{"empty", nil, nil, 0},
+		{"one", []uint64{1}, []string{"k"}, minRecordLen},
+		{"increasing", []uint64{5, 6, 9, 1000}, []string{"a", "b", "c", "d"}, 100},
+		{"decreasing", []uint64{1000, 999, 5}, []string{"a", "b", "c"}, 100},
+		{"wrapping deltas", []uint64{^uint64(0), 1, 1 << 63, 0}, []string{"a", "b", "c", "d"}, 40},
+		{"large", []uint64{1 << 50}, []string{strings.Repeat("x", kvs.MaxKeySize)}, maxRecordLen},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := appendHintEntry(nil, tc.seq, []byte(tc.key), tc.offset, tc.size)
-			e, n, st, reason := decodeHintEntry(b)
-			if st != scanOK || n != len(b) {
-				t.Fatalf("decode: status %d (%s), %d of %d bytes", st, reason, n, len(b))
+			var want []hintEntry
+			off := int64(fileHeaderLen)
+			for i, seq := range tc.seqs {
+				want = append(want, hintEntry{seq: seq, key: []byte(tc.keys[i]), offset: off, size: tc.size})
+				off += tc.size
 			}
-			if e.seq != tc.seq || string(e.key) != tc.key || e.offset != tc.offset || e.size != tc.size {
-				t.Fatalf("decoded %+v", e)
+			got, err := decodeHint(t, encodeHint(want...), off)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("decoded %v\nwant %v", got, want)
 			}
 		})
 	}
 }
 
-func TestDecodeHintEntryRejectsDamage(t *testing.T) {
-	good := appendHintEntry(nil, 3, []byte("key"), 16, 14)
-	bad := bytes.Clone(good)
-	bad[len(bad)-1] ^= 1
+// TestHintEntryOfSmallRecordTakes19Bytes pins the entry size that keeps
+// space amplification after a merge under 1.3 (see
+// TestMergeReclaimsSpace): a 16-byte key, a 126-byte record and the next
+// sequence number cost 19 bytes, and a file adds 36.
+func TestHintEntryOfSmallRecordTakes19Bytes(t *testing.T) {
+	if n := len(appendHintEntry(nil, 123456, 123457, []byte(keyN(1)), 126)); n != 19 {
+		t.Fatalf("hint entry of 16-byte key is %d bytes, want 19", n)
+	}
+	if n := len(encodeHint()); n != fileHeaderLen+hintTrailerLen || hintTrailerLen != 20 {
+		t.Fatalf("empty hint file is %d bytes, want 16 + 20", n)
+	}
+}
+
+// TestHintRejectsDamage checks that the engine's loader refuses every
+// flawed hint file as a whole, and that ScanHint reports the flaw after
+// the entries before it. They name the same flaw but for a file without
+// its trailer: the loader checks the trailer first, ScanHint parses the
+// entries first.
+func TestHintRejectsDamage(t *testing.T) {
+	entries := []hintEntry{
+		{seq: 3, key: []byte("key"), size: 14},
+		{seq: 4, key: []byte("k2"), size: 13},
+	}
+	good := encodeHint(entries...)
+	const segSize = fileHeaderLen + 14 + 13
+	end := len(good) - hintTrailerLen // where the trailer starts
+	// reseal recomputes the checksum of a file whose body was changed, so
+	// that only the change is wrong.
+	reseal := func(b []byte) []byte {
+		body := b[:len(b)-hintTrailerLen]
+		count := binary.LittleEndian.Uint64(b[len(body):])
+		return appendHintTrailer(bytes.Clone(body), crc32.Checksum(body, crcTable), count)
+	}
+	withEntry := func(prevSeq, seq uint64, key string, size int64) []byte {
+		b := bytes.Clone(good[:end])
+		b = appendHintEntry(b, prevSeq, seq, []byte(key), size)
+		return appendHintTrailer(b, crc32.Checksum(b, crcTable), 3)
+	}
+	flip := func(i int) []byte {
+		b := bytes.Clone(good)
+		b[i] ^= 1
+		return b
+	}
+	countWrong := bytes.Clone(good)
+	countWrong[end] = 3
+	type flaw struct {
+		offset int64
+		reason string // a part of it
+	}
 	for _, tc := range []struct {
-		name string
-		b    []byte
-		want scanStatus
+		name    string
+		b       []byte
+		segSize int64
+		load    flaw
+		scan    *flaw // nil: the same as load; &flaw{}: ScanHint accepts the file
+		entries int   // that ScanHint reports before the flaw
 	}{
-		{"empty", nil, scanEOF},
-		{"cut crc", good[:3], scanTruncated},
-		{"cut fields", good[:6], scanTruncated},
-		{"cut key", good[:len(good)-1], scanTruncated},
-		{"bad checksum", bad, scanChecksum},
-		{"offset inside the header", appendHintEntry(nil, 3, []byte("k"), 15, 14), scanInvalid},
-		{"size below a record", appendHintEntry(nil, 3, []byte("k"), 16, 8), scanInvalid},
-		{"empty key", appendHintEntry(nil, 3, nil, 16, 14), scanInvalid},
+		{"flipped key byte", flip(fileHeaderLen + 5), segSize, flaw{int64(end + 8), "checksum mismatch"}, nil, 2},
+		{"flipped crc", flip(end + 8), segSize, flaw{int64(end + 8), "checksum mismatch"}, nil, 2},
+		{"flipped header", flip(2), segSize, flaw{0, "file header checksum mismatch"}, nil, 0},
+		{"count wrong", reseal(countWrong), segSize, flaw{int64(end), "the trailer counts 3 entries, the file holds 2"}, nil, 2},
+		{"trailer cut", good[:len(good)-1], segSize, flaw{int64(len(good) - 1), "trailer: cut short"}, &flaw{int64(end), "empty key (the file does not end with its \"kvsbhend\" trailer: cut short?)"}, 2},
+		{"trailer gone", good[:end], segSize, flaw{int64(end), "does not end with its \"kvsbhend\" trailer"}, nil, 2},
+		{"only a header", good[:fileHeaderLen], fileHeaderLen, flaw{fileHeaderLen, "does not end with its"}, nil, 0},
+		{"segment longer", good, segSize + 1, flaw{int64(end), "the listed records end at offset 43, their segment at 44"}, &flaw{}, 2},
+		{"segment shorter", good, segSize - 1, flaw{int64(end), "the listed records end at offset 43, their segment at 42"}, &flaw{}, 2},
+		{"empty key", withEntry(4, 5, "", 10), segSize + 10, flaw{int64(end), "empty key"}, nil, 2},
+		{"record too small for its key", withEntry(4, 5, "abc", 10), segSize + 10, flaw{int64(end), "hint record size 10 is impossible"}, nil, 2},
+		{"key too long", reseal(append(append(bytes.Clone(good[:end]), 2, 0x81, 0x80, 0x04, 20), good[end:]...)), segSize, flaw{int64(end), "key length 65537 exceeds"}, nil, 2},
+		{"delta overflow", reseal(append(append(bytes.Clone(good[:end]), bytes.Repeat([]byte{0xff}, 11)...), good[end:]...)), segSize, flaw{int64(end), "overflows 64 bits"}, nil, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, _, st, _ := decodeHintEntry(tc.b); st != tc.want {
-				t.Fatalf("status %d, want %d", st, tc.want)
+			_, err := decodeHint(t, tc.b, tc.segSize)
+			var ce *kvs.CorruptionError
+			if !errors.As(err, &ce) || ce.Offset != tc.load.offset || !strings.Contains(ce.Reason, tc.load.reason) {
+				t.Fatalf("loadHint = %v, want a corruption at offset %d containing %q", err, tc.load.offset, tc.load.reason)
+			}
+			want := tc.load
+			if tc.scan != nil {
+				want = *tc.scan
+			}
+			n, bad := 0, 0
+			err = ScanHint(writeMemFile(t, "/hint", tc.b), "/hint", func(h HintInfo) error {
+				n++
+				if !h.ChecksumOK {
+					bad++
+				}
+				return nil
+			})
+			if strings.Contains(want.reason, "checksum mismatch") && bad != n {
+				t.Errorf("ScanHint reported %d of %d entries of a file failing its checksum as ChecksumOK", n-bad, n)
+			}
+			if want == (flaw{}) {
+				// Only the segment is wrong, which ScanHint does not see.
+				if err != nil || n != tc.entries {
+					t.Fatalf("ScanHint = %v after %d entries, want nil after %d", err, n, tc.entries)
+				}
+				return
+			}
+			if !errors.As(err, &ce) || ce.Offset != want.offset || n != tc.entries || !strings.Contains(ce.Reason, want.reason) {
+				t.Fatalf("ScanHint = %v after %d entries, want a corruption at offset %d containing %q after %d",
+					err, n, want.offset, want.reason, tc.entries)
 			}
 		})
+	}
+}
+
+// TestOldHintIsIgnored checks that a version-1 hint file, well formed, is
+// refused as errOldHint, not as damage, and that ScanHint says why.
+func TestOldHintIsIgnored(t *testing.T) {
+	b := appendFileHeader(nil, hintMagic, 1)
+	b = append(b, 0x57, 0x4e, 0xe7, 0x04, 0x05, 0x03, 0x10, 0x10, 'k', 'e', 'y') // a version-1 entry
+	if _, err := decodeHint(t, b, 32); !errors.Is(err, errOldHint) {
+		t.Fatalf("loadHint of a version-1 hint = %v, want errOldHint", err)
+	}
+	err := ScanHint(writeMemFile(t, "/hint", b), "/hint", func(HintInfo) error { return nil })
+	var ce *kvs.CorruptionError
+	if !errors.As(err, &ce) || !strings.Contains(ce.Reason, "version 1") {
+		t.Fatalf("ScanHint of a version-1 hint = %v", err)
 	}
 }
 
@@ -272,7 +403,7 @@ func TestSegmentWorkedExample(t *testing.T) {
 		"04e1d6258107010161" + "31" +
 		"6a0878730108010162" + "32"
 	var b []byte
-	b = appendFileHeader(b, segmentMagic)
+	b = appendFileHeader(b, segmentMagic, segmentVersion)
 	b = appendRecord(b, typePut, 5, []byte("key"), []byte("value"))
 	b = appendRecord(b, typeDelete, 6, []byte("key"), nil)
 	b = appendRecord(b, typePut|typeBatchContinues, 7, []byte("a"), []byte("1"))
@@ -295,11 +426,51 @@ func TestSegmentWorkedExample(t *testing.T) {
 	if err != nil || strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("scan = %v\n%s\nwant\n%s", err, strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	hint := appendHintEntry(appendFileHeader(nil, hintMagic), 5, []byte("key"), 16, 16)
-	if got, want := hex.EncodeToString(hint), "6b76736263686e7401000000df9ed5b1"+"574ee704050310106b6579"; got != want {
-		t.Fatalf("hint = %s, the doc says %s", got, want)
-	}
 	if got, want := string(encodeDone([]uint64{1, 2, 3}, []uint64{5})), "input 1\ninput 2\ninput 3\noutput 5\ncrc32c ad0c87fd\n"; got != want {
 		t.Fatalf("DONE = %q, the doc says %q", got, want)
+	}
+}
+
+// TestHintWorkedExample checks the hint file example of
+// docs/formats/bitcask.md: a merge output holding puts of "key" (seq 5,
+// 16 bytes), "b" (seq 8) and "a" (seq 7, 10 bytes each), as a merge that
+// met the younger record first writes them.
+func TestHintWorkedExample(t *testing.T) {
+	const doc = "6b76736263686e74" + "02000000" + "e617f7d3" +
+		"0a03106b6579" +
+		"06010a62" +
+		"01010a61" +
+		"0300000000000000" + "62a2323e" + "6b76736268656e64"
+	var seg []byte
+	seg = appendFileHeader(seg, segmentMagic, segmentVersion)
+	var entries []hintEntry
+	for _, r := range []struct {
+		seq        uint64
+		key, value string
+	}{{5, "key", "value"}, {8, "b", "2"}, {7, "a", "1"}} {
+		rec := appendRecord(nil, typePut, r.seq, []byte(r.key), []byte(r.value))
+		entries = append(entries, hintEntry{seq: r.seq, key: []byte(r.key), offset: int64(len(seg)), size: int64(len(rec))})
+		seg = append(seg, rec...)
+	}
+	hint := encodeHint(entries...)
+	if got := hex.EncodeToString(hint); got != doc {
+		t.Fatalf("hint = %s, the doc says %s", got, doc)
+	}
+	got, err := decodeHint(t, hint, int64(len(seg)))
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(entries) {
+		t.Fatalf("decoded %v, %v; want %v", got, err, entries)
+	}
+	var lines []string
+	err = ScanHint(writeMemFile(t, "/000009.hint", hint), "/000009.hint", func(h HintInfo) error {
+		lines = append(lines, fmt.Sprintf("%d: seq %d %s at %d+%d ok=%v", h.EntryOffset, h.Seq, h.Key, h.Offset, h.Size, h.ChecksumOK))
+		return nil
+	})
+	want := []string{
+		"16: seq 5 key at 16+16 ok=true",
+		"22: seq 8 b at 32+10 ok=true",
+		"26: seq 7 a at 42+10 ok=true",
+	}
+	if err != nil || strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("scan = %v\n%s\nwant\n%s", err, strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -3,6 +3,7 @@ package bitcask
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/kvs-lab/kvs"
@@ -12,18 +13,20 @@ import (
 // fuzzSegment returns a valid segment: a header and a few records,
 // a batch among them.
 func fuzzSegment() []byte {
-	b := appendFileHeader(nil, segmentMagic)
+	b := appendFileHeader(nil, segmentMagic, segmentVersion)
 	b = appendRecord(b, typePut, 1, []byte("a"), []byte("value a"))
 	b = appendRecord(b, typeDelete|typeBatchContinues, 2, []byte("b"), nil)
 	b = appendRecord(b, typePut, 3, []byte("c"), bytes.Repeat([]byte{0xff}, 300))
 	return b
 }
 
+// fuzzHint returns a valid hint file for the records of fuzzSegment but
+// the tombstone (as if it were a merge output).
 func fuzzHint() []byte {
-	b := appendFileHeader(nil, hintMagic)
-	b = appendHintEntry(b, 1, []byte("a"), 16, 16)
-	b = appendHintEntry(b, 3, []byte("c"), 32, 308)
-	return b
+	return encodeHint(
+		hintEntry{seq: 1, key: []byte("a"), size: 16},
+		hintEntry{seq: 3, key: []byte("c"), size: 310},
+	)
 }
 
 // writeMemFile stores data as the file name on a fresh MemFS.
@@ -68,28 +71,46 @@ func FuzzScanSegment(f *testing.F) {
 	})
 }
 
-// FuzzScanHint is FuzzScanSegment for hint files.
+// FuzzScanHint feeds arbitrary bytes to ScanHint: it must report entries
+// or a *kvs.CorruptionError, never panic, and never report an entry past
+// the point where it says the file stops parsing. The engine's loader,
+// given a segment of the size the entries add up to, must accept exactly
+// the files ScanHint accepts, and load the same entries.
 func FuzzScanHint(f *testing.F) {
 	good := fuzzHint()
 	f.Add(good)
 	f.Add(good[:len(good)-1])
+	f.Add(good[:len(good)-hintTrailerLen])
 	f.Add(good[:fileHeaderLen])
+	f.Add(encodeHint())
 	f.Add([]byte("kvsbchnt"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fs := writeMemFile(t, "/hint", data)
+		var scanned []hintEntry
+		var last int64 = -1
+		segEnd := int64(fileHeaderLen)
 		err := ScanHint(fs, "/hint", func(h HintInfo) error {
-			if h.EntryOffset < fileHeaderLen || h.EntryOffset >= int64(len(data)) || len(h.Key) == 0 {
-				t.Fatalf("entry %+v in a %d-byte file", h, len(data))
+			if h.EntryOffset <= last || h.EntryOffset >= int64(len(data)) || len(h.Key) == 0 || h.Offset != segEnd || h.Size < minRecordLen {
+				t.Fatalf("entry %+v after one at %d, records ending at %d, in a %d-byte file", h, last, segEnd, len(data))
 			}
+			last, segEnd = h.EntryOffset, h.Offset+h.Size
+			scanned = append(scanned, hintEntry{seq: h.Seq, key: h.Key, offset: h.Offset, size: h.Size})
 			return nil
 		})
 		var ce *kvs.CorruptionError
-		if err != nil && !errors.As(err, &ce) {
-			t.Fatalf("ScanHint = %v, want nil or a *kvs.CorruptionError", err)
+		if err != nil && (!errors.As(err, &ce) || ce.Offset <= last && ce.Offset != 0) {
+			t.Fatalf("ScanHint = %v after an entry at %d", err, last)
 		}
-		// The engine's strict loader must agree or be stricter.
-		if _, lerr := loadHint(fs, "/hint", 1<<40, func(hintEntry) {}); lerr == nil && err != nil {
-			t.Fatalf("loadHint accepted a file ScanHint rejects: %v", err)
+		var loaded []hintEntry
+		_, lerr := loadHint(fs, "/hint", segEnd, func(e hintEntry) {
+			e.key = bytes.Clone(e.key)
+			loaded = append(loaded, e)
+		})
+		switch {
+		case (lerr == nil) != (err == nil):
+			t.Fatalf("loadHint = %v, ScanHint = %v", lerr, err)
+		case lerr == nil && fmt.Sprint(loaded) != fmt.Sprint(scanned):
+			t.Fatalf("loadHint found %v, ScanHint %v", loaded, scanned)
 		}
 	})
 }

@@ -136,7 +136,7 @@ func ScanSegment(fsys vfs.FS, path string, fn func(RecordInfo) error) error {
 	if err != nil && err != io.EOF {
 		return fmt.Errorf("kvs/bitcask: scan %s: %w", path, err)
 	}
-	if reason := checkFileHeader(hdr[:n], segmentMagic); reason != "" {
+	if reason := checkFileHeader(hdr[:n], segmentMagic, segmentVersion); reason != "" {
 		return kvs.Corruptf(path, 0, "%s", reason)
 	}
 	r := newSegmentReader(f, size, false)
@@ -173,43 +173,66 @@ type HintInfo struct {
 	EntryOffset int64  // where the entry starts in the hint file
 	Seq         uint64 // the record's sequence number
 	Key         []byte // the key; the callback may keep it
-	Offset      int64  // where the record starts in the segment
+	Offset      int64  // where the record starts in the segment: 16 plus the sizes of the entries before
 	Size        int64  // the record's whole length
-	ChecksumOK  bool   // whether the entry's bytes match its checksum
+	ChecksumOK  bool   // whether the file's checksum (in its trailer) matches; the same for every entry
 }
 
-// ScanHint reads the hint file at path entry by entry and calls fn for
-// each, including entries whose checksum fails (ChecksumOK false). It
-// returns a *kvs.CorruptionError naming the offset where the file can no
-// longer be parsed, after reporting every entry before it; an error from
-// fn stops the scan and is returned as is.
+// ScanHint reads the hint file at path and calls fn for each entry, in
+// order. It checks the file's trailer first and reports the checksum's
+// verdict in every entry's ChecksumOK. It returns nil only for a hint file
+// Open would load (with a segment of the size its entries add up to);
+// otherwise a *kvs.CorruptionError naming the offset of the flaw, after
+// reporting every entry before it: an entry that cannot be parsed, or,
+// after the last entry, a missing trailer, a count that disagrees with the
+// entries or a checksum mismatch. An error from fn stops the scan and is
+// returned as is.
 func ScanHint(fsys vfs.FS, path string, fn func(HintInfo) error) error {
 	b, err := readWhole(fsys, path)
 	if err != nil {
 		return fmt.Errorf("kvs/bitcask: scan %s: %w", path, err)
 	}
-	if reason := checkFileHeader(b, hintMagic); reason != "" {
+	if reason := checkFileHeader(b, hintMagic, hintVersion); reason != "" {
+		if checkFileHeader(b, hintMagic, 1) == "" {
+			reason = "hint format version 1 is no longer read: Open ignores such a hint and scans its segment"
+		}
 		return kvs.Corruptf(path, 0, "%s", reason)
 	}
-	for off := fileHeaderLen; ; {
-		e, n, status, reason := decodeHintEntry(b[off:])
-		switch status {
-		case scanEOF:
-			return nil
-		case scanTruncated, scanInvalid:
-			return kvs.Corruptf(path, int64(off), "%s", reason)
+	tr := readHintTrailer(b)
+	d := newHintDecoder(b, tr.start)
+	var count uint64
+	for {
+		at := d.off
+		e, status, reason := d.next()
+		if status == scanEOF {
+			break
 		}
+		if status != scanOK {
+			if !tr.found {
+				reason += fmt.Sprintf(" (the file does not end with its %q trailer: cut short?)", hintEndMagic)
+			}
+			return kvs.Corruptf(path, int64(at), "%s", reason)
+		}
+		count++
 		info := HintInfo{
-			EntryOffset: int64(off),
+			EntryOffset: int64(at),
 			Seq:         e.seq,
 			Key:         bytes.Clone(e.key),
 			Offset:      e.offset,
 			Size:        e.size,
-			ChecksumOK:  status == scanOK,
+			ChecksumOK:  tr.crcOK,
 		}
 		if err := fn(info); err != nil {
 			return err
 		}
-		off += n
 	}
+	switch {
+	case !tr.found:
+		return kvs.Corruptf(path, int64(len(b)), "hint file does not end with its %q trailer: cut short", hintEndMagic)
+	case count != tr.count:
+		return kvs.Corruptf(path, int64(tr.start), "the trailer counts %d entries, the file holds %d", tr.count, count)
+	case !tr.crcOK:
+		return kvs.Corruptf(path, int64(tr.start+8), "hint file checksum mismatch")
+	}
+	return nil
 }

@@ -255,7 +255,10 @@ func (m *merger) copySegment(in *segment) error {
 
 // copyRecord appends rec, a live put, to the current output, clearing its
 // batch bit: the batch it came from was whole, and the merge commits all
-// its outputs at once.
+// its outputs at once. NB: every record written to an output goes through
+// here and is listed in the output's hint right away, so the hint lists
+// the records in file order with nothing between them, as its format
+// requires (it stores no offsets; see hint.go).
 func (m *merger) copyRecord(rec scannedRecord, from entry) error {
 	size := int64(recordLen(rec.h.seq, len(rec.key), len(rec.value)))
 	if m.out == nil || (m.out.size > fileHeaderLen && m.out.size+size > m.db.opts.Bitcask.MaxSegmentBytes) {
@@ -304,7 +307,7 @@ func (m *merger) newOutput() error {
 		return fmt.Errorf("create %s: %w", o.path, err)
 	}
 	o.w = bufio.NewWriterSize(o.f, scanBufferSize)
-	if _, err := o.w.Write(appendFileHeader(nil, segmentMagic)); err != nil {
+	if _, err := o.w.Write(appendFileHeader(nil, segmentMagic, segmentVersion)); err != nil {
 		return fmt.Errorf("write %s: %w", o.path, err)
 	}
 	if o.hf, err = db.fs.Create(o.hpath); err != nil {
@@ -325,6 +328,9 @@ func (m *merger) finishOutput() error {
 	}
 	m.out = nil
 	db := m.db
+	if o.hint.end != o.size {
+		panic(fmt.Sprintf("kvs/bitcask: merge output %s holds %d bytes, its hint lists records up to %d", o.path, o.size, o.hint.end))
+	}
 	if err := o.w.Flush(); err != nil {
 		return fmt.Errorf("write %s: %w", o.path, err)
 	}
@@ -374,7 +380,8 @@ func (m *merger) keepActiveNewest() error {
 	if empty {
 		// NB: no keydir entry points at it, so nothing but pins (which
 		// unref handles) needs it; if its removal does not survive a
-		// crash it comes back as a harmless empty sealed segment.
+		// crash it comes back as an empty sealed segment, which the
+		// next Open deletes (loader.loadSegment).
 		db.mu.Lock()
 		delete(db.segs, old.id)
 		old.obsolete.Store(true)

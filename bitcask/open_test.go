@@ -294,3 +294,73 @@ func keysOf(m map[string][]byte) []string {
 	}
 	return out
 }
+
+// emptySegments returns the names of the segments in dir that hold
+// nothing but their header.
+func emptySegments(t testing.TB, fsys vfs.FS, dir string) []string {
+	t.Helper()
+	names, err := fsys.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var empty []string
+	for _, name := range names {
+		if _, kind := ParseFileName(name); kind == FileSegment && fileSize(t, fsys, dir+"/"+name) == fileHeaderLen {
+			empty = append(empty, name)
+		}
+	}
+	return empty
+}
+
+// TestReopenAndCompactLeaveNoEmptySegments checks that the header-only
+// segment every Open starts does not pile up: over many Open/Close cycles,
+// with and without writes and merges, the directory never holds more than
+// one empty segment, the active one, and the segment count stays
+// bounded.
+func TestReopenAndCompactLeaveNoEmptySegments(t *testing.T) {
+	mem := vfs.NewMem()
+	o := testOptions(mem, kvs.IndexHash)
+	want := map[string]string{}
+	for cycle := 0; cycle < 12; cycle++ {
+		db := openDB(t, testDir, o)
+		if cycle%3 == 0 {
+			k := keyN(cycle % 4)
+			mustPut(t, db, k, valueN(cycle, 0, 20), kvs.NoSync)
+			want[k] = valueN(cycle, 0, 20)
+		}
+		if cycle%2 == 0 {
+			mustCompact(t, db)
+			mustCompact(t, db)
+		}
+		if empty := emptySegments(t, mem, testDir); len(empty) > 1 || len(empty) == 1 && empty[0] != segmentName(db.active.id) {
+			t.Fatalf("cycle %d: empty segments %v, want at most the active %s", cycle, empty, segmentName(db.active.id))
+		}
+		checkContents(t, db, want)
+		mustClose(t, db)
+		if segs := len(db.Stats().Segments); segs > 3 {
+			t.Fatalf("cycle %d: %d segments for %d keys", cycle, segs, len(want))
+		}
+	}
+}
+
+// TestOpenRemovesEmptySealedSegment checks that Open deletes a header-only
+// segment that is not the newest, such as a dropped active segment whose
+// removal a crash undid (see merger.keepActiveNewest).
+func TestOpenRemovesEmptySealedSegment(t *testing.T) {
+	mem := vfs.NewMem()
+	o := testOptions(mem, kvs.IndexHash)
+	db := openDB(t, testDir, o)
+	mustPut(t, db, "a", "1", kvs.NoSync)
+	mustClose(t, db)
+	// Segment 1 holds "a"; make an empty segment 2 and a segment 3 with "b".
+	writeSegment(t, mem, testDir+"/000002.data")
+	writeSegment(t, mem, testDir+"/000003.data", appendRecord(nil, typePut, 2, []byte("b"), []byte("2")))
+	db = openDB(t, testDir, o)
+	if fileSize(t, mem, testDir+"/000002.data") != -1 {
+		t.Fatalf("the empty sealed segment 000002.data survived Open")
+	}
+	if empty := emptySegments(t, mem, testDir); len(empty) != 1 || empty[0] != segmentName(db.active.id) {
+		t.Fatalf("empty segments %v, want only the active %s", empty, segmentName(db.active.id))
+	}
+	checkContents(t, db, map[string]string{"a": "1", "b": "2"})
+}

@@ -27,11 +27,15 @@ const (
 	// fileHeaderLen is the size of the header that starts segments and
 	// hint files: an 8-byte magic, a u32 version and a crc32c of both.
 	fileHeaderLen = 16
-	// formatVersion is the version both file headers carry.
-	formatVersion = 1
 
 	segmentMagic = "kvsbcseg"
 	hintMagic    = "kvsbchnt"
+
+	// segmentVersion and hintVersion are the format versions the two
+	// headers carry. They change apart: hint files are at version 2 (see
+	// hint.go), segments still at 1.
+	segmentVersion = 1
+	hintVersion    = 2
 )
 
 // Record types: the low 7 bits of a record's type byte. The numbers are
@@ -62,17 +66,18 @@ const (
 	minRecordLen = 4 + 1 + 1 + 1 + 1 + 1
 )
 
-// appendFileHeader appends the 16-byte header of a file with magic.
-func appendFileHeader(dst []byte, magic string) []byte {
+// appendFileHeader appends the 16-byte header of a file with magic and
+// format version.
+func appendFileHeader(dst []byte, magic string, version uint32) []byte {
 	start := len(dst)
 	dst = append(dst, magic...)
-	dst = binary.LittleEndian.AppendUint32(dst, formatVersion)
+	dst = binary.LittleEndian.AppendUint32(dst, version)
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:start+12], crcTable))
 }
 
 // checkFileHeader returns why b (the first bytes of a file) is not a valid
-// header with magic, or "" when it is.
-func checkFileHeader(b []byte, magic string) string {
+// header with magic and version, or "" when it is.
+func checkFileHeader(b []byte, magic string, version uint32) string {
 	switch {
 	case len(b) < fileHeaderLen:
 		return fmt.Sprintf("file of %d bytes is shorter than its %d-byte header", len(b), fileHeaderLen)
@@ -80,8 +85,8 @@ func checkFileHeader(b []byte, magic string) string {
 		return "file header checksum mismatch"
 	case string(b[:8]) != magic:
 		return fmt.Sprintf("bad magic %q, want %q", b[:8], magic)
-	case binary.LittleEndian.Uint32(b[8:12]) != formatVersion:
-		return fmt.Sprintf("unsupported format version %d, want %d", binary.LittleEndian.Uint32(b[8:12]), formatVersion)
+	case binary.LittleEndian.Uint32(b[8:12]) != version:
+		return fmt.Sprintf("unsupported format version %d, want %d", binary.LittleEndian.Uint32(b[8:12]), version)
 	}
 	return ""
 }

@@ -183,7 +183,7 @@ func (l *loader) loadSegment(id uint64, newest, hasHint bool) error {
 		f.Close()
 		return fmt.Errorf("kvs/bitcask: read %s: %w", path, err)
 	}
-	if reason := checkFileHeader(hdr[:n], segmentMagic); reason != "" {
+	if reason := checkFileHeader(hdr[:n], segmentMagic, segmentVersion); reason != "" {
 		f.Close()
 		if newest && (n < fileHeaderLen || allZero(hdr)) {
 			// A crash after the segment's creation reached the
@@ -213,9 +213,13 @@ func (l *loader) loadSegment(id uint64, newest, hasHint bool) error {
 			return nil
 		}
 		// A hint is a cache, never the truth: scan the segment instead.
-		// Remove the bad hint so that it does not cost a warning at
-		// every open.
-		db.log.WithError(err).WithField("file", hpath).Warn("ignoring a damaged hint file; scanning its segment")
+		// Remove the hint so that it is not read, and does not cost a
+		// log line, at every open; the next merge writes a new one.
+		if errors.Is(err, errOldHint) {
+			db.log.WithField("file", hpath).Info("ignoring a hint file of format version 1; scanning its segment")
+		} else {
+			db.log.WithError(err).WithField("file", hpath).Warn("ignoring a damaged hint file; scanning its segment")
+		}
 		if rerr := db.fs.Remove(hpath); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 			return fmt.Errorf("kvs/bitcask: remove %s: %w", hpath, rerr)
 		}
@@ -223,15 +227,18 @@ func (l *loader) loadSegment(id uint64, newest, hasHint bool) error {
 	if err := l.scanSegment(seg, newest); err != nil {
 		return err
 	}
-	if !newest {
-		return nil
-	}
 	if seg.records == 0 {
-		// Nothing to keep: a fresh active segment, or one whose every
-		// record was torn. Open starts a new one anyway.
+		// Nothing to keep: the active segment of an Open that wrote
+		// nothing, a newest segment whose every record was torn, or an
+		// empty active segment a merge dropped whose removal a crash
+		// undid (merger.keepActiveNewest). Open starts a new active
+		// segment anyway; keeping these would only pile up empty files.
 		delete(db.segs, id)
 		f.Close()
 		return db.removeEmptySegment(id, path)
+	}
+	if !newest {
+		return nil
 	}
 	return db.syncNewest(seg)
 }
@@ -250,8 +257,8 @@ func (db *DB) syncNewest(seg *segment) error {
 	return nil
 }
 
-// removeEmptySegment deletes a newest segment that holds no record, and
-// makes the removal durable.
+// removeEmptySegment deletes a segment that holds no record, and makes the
+// removal durable.
 func (db *DB) removeEmptySegment(id uint64, path string) error {
 	if err := db.removeSegmentFiles(id); err != nil {
 		return err

@@ -294,7 +294,7 @@ func TestGetOfCorruptRecordReturnsCorruptionError(t *testing.T) {
 // writeSegment writes a segment file holding recs.
 func writeSegment(t testing.TB, fs vfs.FS, path string, recs ...[]byte) {
 	t.Helper()
-	b := appendFileHeader(nil, segmentMagic)
+	b := appendFileHeader(nil, segmentMagic, segmentVersion)
 	for _, r := range recs {
 		b = append(b, r...)
 	}
@@ -327,14 +327,12 @@ func TestHighestSeqWinsAcrossFiles(t *testing.T) {
 				}
 				writeSegment(t, fs, testDir+"/000002.data", older...)
 				if hint {
-					h := appendFileHeader(nil, hintMagic)
-					off := int64(fileHeaderLen)
+					var entries []hintEntry
 					for _, r := range older {
 						hdr, key, _, _ := decodeRecord(r)
-						h = appendHintEntry(h, hdr.seq, key, off, int64(len(r)))
-						off += int64(len(r))
+						entries = append(entries, hintEntry{seq: hdr.seq, key: key, size: int64(len(r))})
 					}
-					writeAt(t, fs, testDir+"/000002.hint", 0, h)
+					writeAt(t, fs, testDir+"/000002.hint", 0, encodeHint(entries...))
 				}
 				db := openDB(t, testDir, testOptions(fs, index))
 				checkContents(t, db, map[string]string{"updated": "new", "kept": "old but live"}, "deleted")
@@ -356,14 +354,22 @@ func TestDamagedHintFallsBackToScan(t *testing.T) {
 		name   string
 		damage func(t *testing.T, fs vfs.FS, hint string)
 	}{
-		{"flipped byte", func(t *testing.T, fs vfs.FS, hint string) { flipByte(t, fs, hint, fileSize(t, fs, hint)-1) }},
+		{"flipped entry byte", func(t *testing.T, fs vfs.FS, hint string) { flipByte(t, fs, hint, fileHeaderLen+10) }},
+		{"flipped trailer magic", func(t *testing.T, fs vfs.FS, hint string) { flipByte(t, fs, hint, fileSize(t, fs, hint)-1) }},
 		{"truncated", func(t *testing.T, fs vfs.FS, hint string) { truncateFile(t, fs, hint, fileSize(t, fs, hint)-3) }},
+		{"trailer gone", func(t *testing.T, fs vfs.FS, hint string) {
+			truncateFile(t, fs, hint, fileSize(t, fs, hint)-int64(hintTrailerLen))
+		}},
 		{"bad header", func(t *testing.T, fs vfs.FS, hint string) { flipByte(t, fs, hint, 2) }},
 		{"entry past the segment", func(t *testing.T, fs vfs.FS, hint string) {
-			h := appendFileHeader(nil, hintMagic)
-			h = appendHintEntry(h, 1, []byte("k"), 1<<20, 100)
 			truncateFile(t, fs, hint, 0)
-			writeAt(t, fs, hint, 0, h)
+			writeAt(t, fs, hint, 0, encodeHint(hintEntry{seq: 1, key: []byte("k"), size: 1 << 20}))
+		}},
+		{"version 1", func(t *testing.T, fs vfs.FS, hint string) {
+			b := appendFileHeader(nil, hintMagic, 1)
+			b = append(b, 0x57, 0x4e, 0xe7, 0x04, 0x05, 0x03, 0x10, 0x10, 'k', 'e', 'y')
+			truncateFile(t, fs, hint, 0)
+			writeAt(t, fs, hint, 0, b)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
