@@ -114,6 +114,31 @@ func readHintTrailer(b []byte) hintTrailer {
 	}
 }
 
+// hintedKeys estimates from the trailers of the hint files how many keys
+// loading them will add, so the keydir can be sized once. It is only an
+// estimate: a trailer is not checked here (loadHint checks it), so each
+// count is capped by what its hint file could hold.
+func (db *DB) hintedKeys(hints map[uint64]bool) int {
+	const minHintEntry = 4 // seq delta, klen, size and a 1-byte key
+	total := 0
+	for id := range hints {
+		f, err := db.fs.Open(db.path(hintName(id)))
+		if err != nil {
+			continue
+		}
+		var tr [hintTrailerLen]byte
+		st, err := f.Stat()
+		if err == nil && st.Size() >= int64(fileHeaderLen+hintTrailerLen) {
+			if _, err := f.ReadAt(tr[:], st.Size()-int64(hintTrailerLen)); err == nil && string(tr[12:]) == hintEndMagic {
+				n := binary.LittleEndian.Uint64(tr[:8])
+				total += int(min(n, uint64(st.Size()/minHintEntry)))
+			}
+		}
+		f.Close()
+	}
+	return total
+}
+
 // hintDecoder decodes the entries of a hint file in order, working out
 // each sequence number from the deltas and each record's offset from the
 // sizes before it.

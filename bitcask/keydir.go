@@ -66,6 +66,10 @@ type index interface {
 	// memBytes estimates the keydir's memory (see hashIndex.memBytes and
 	// btreeIndex.memBytes for the formulas).
 	memBytes() int64
+	// reserve makes room for about n keys in an empty index, so that
+	// recovery does not grow it step by step; a no-op where it does not
+	// help.
+	reserve(n int)
 	// snapshot returns a frozen copy: O(1) for the btree, O(n) for the
 	// hash map. The caller holds db.mu for reading.
 	snapshot() readIndex
@@ -169,6 +173,16 @@ func (h *hashIndex) set(key string, e entry) (entry, bool) {
 		h.peak = max(h.peak, len(h.m))
 	}
 	return old, ok
+}
+
+// reserve sizes the empty map for n keys up front: growing a Go map
+// rehashes every key at each doubling, which is most of what an Open with
+// hint files would otherwise spend.
+func (h *hashIndex) reserve(n int) {
+	if len(h.m) == 0 && n > 0 {
+		h.m = make(map[string]entry, n)
+		h.peak = max(h.peak, n)
+	}
 }
 
 func (h *hashIndex) remove(key []byte) (entry, bool) {
@@ -298,6 +312,9 @@ const (
 // memBytes estimates the btree's memory: per key, btreeRandomBytes plus
 // the extra cost of ascending inserts in proportion to their share of all
 // inserts, plus each key string's allocation.
+// reserve does nothing: a btree grows a node at a time, with no rehash.
+func (b *btreeIndex) reserve(int) {}
+
 func (b *btreeIndex) memBytes() int64 {
 	perKey := float64(btreeRandomBytes)
 	if b.inserts > 0 {

@@ -66,6 +66,7 @@ func (db *DB) recover() error {
 	// Rule 2: load every segment. The newest may have a torn tail (rule
 	// 3); see loadSegment.
 	l := &loader{db: db, tombs: map[string]uint64{}}
+	db.keydir.reserve(db.hintedKeys(hints))
 	for i, id := range segIDs {
 		if err := l.loadSegment(id, i == len(segIDs)-1, hints[id]); err != nil {
 			return err
