@@ -25,17 +25,14 @@ func newPutCmd(g *globals) *cobra.Command {
 		Use:   "put KEY VALUE",
 		Short: "Store VALUE under KEY (synced to disk unless --sync none)",
 		Args:  exactArgs(2, "KEY and VALUE"),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			wo, err := g.writeOptions("always")
 			if err != nil {
 				return err
 			}
-			e, err := g.open(cmd, true)
-			if err != nil {
-				return err
-			}
-			defer closeEngine(e, &err)
-			return e.Put([]byte(args[0]), []byte(args[1]), wo)
+			return g.withEngine(cmd, true, func(e kvs.Engine) error {
+				return e.Put([]byte(args[0]), []byte(args[1]), wo)
+			})
 		},
 	}
 }
@@ -45,25 +42,22 @@ func newGetCmd(g *globals) *cobra.Command {
 		Use:   "get KEY",
 		Short: "Print the value stored under KEY (exit 1 with \"not found\" when absent)",
 		Args:  exactArgs(1, "one KEY"),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			e, err := g.open(cmd, false)
-			if err != nil {
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withEngine(cmd, false, func(e kvs.Engine) error {
+				v, err := e.Get([]byte(args[0]))
+				if errors.Is(err, kvs.ErrNotFound) {
+					return fmt.Errorf("kvs: not found: %s", printable([]byte(args[0]), 80))
+				}
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				if g.json {
+					return printJSON(out, jsonPair([]byte(args[0]), v, false))
+				}
+				_, err = out.Write(append(v, '\n'))
 				return err
-			}
-			defer closeEngine(e, &err)
-			v, err := e.Get([]byte(args[0]))
-			if errors.Is(err, kvs.ErrNotFound) {
-				return fmt.Errorf("kvs: not found: %s", printable([]byte(args[0]), 80))
-			}
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if g.json {
-				return printJSON(out, jsonPair([]byte(args[0]), v, false))
-			}
-			_, err = out.Write(append(v, '\n'))
-			return err
+			})
 		},
 	}
 }
@@ -73,17 +67,14 @@ func newDelCmd(g *globals) *cobra.Command {
 		Use:   "del KEY",
 		Short: "Delete KEY (deleting an absent key is not an error)",
 		Args:  exactArgs(1, "one KEY"),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			wo, err := g.writeOptions("always")
 			if err != nil {
 				return err
 			}
-			e, err := g.open(cmd, false)
-			if err != nil {
-				return err
-			}
-			defer closeEngine(e, &err)
-			return e.Delete([]byte(args[0]), wo)
+			return g.withEngine(cmd, false, func(e kvs.Engine) error {
+				return e.Delete([]byte(args[0]), wo)
+			})
 		},
 	}
 }
@@ -132,7 +123,7 @@ func newScanCmd(g *globals) *cobra.Command {
 		Use:   "scan",
 		Short: "Print keys and values in key order: all, a --prefix, or a [--start, --end) range",
 		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if limit < 0 {
 				return usagef("--limit: %d is negative", limit)
 			}
@@ -152,43 +143,9 @@ func newScanCmd(g *globals) *cobra.Command {
 					o.UpperBound = pe
 				}
 			}
-			e, err := g.open(cmd, false)
-			if err != nil {
-				return err
-			}
-			defer closeEngine(e, &err)
-			it, err := e.NewIter(o)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			var pairs []pair
-			n := 0
-			step, ok := it.Next, it.First()
-			if reverse {
-				step, ok = it.Prev, it.Last()
-			}
-			for ; ok && (limit == 0 || n < limit); ok = step() {
-				n++
-				switch {
-				case g.json:
-					pairs = append(pairs, jsonPair(it.Key(), it.Value(), keysOnly))
-				case keysOnly:
-					fmt.Fprintln(out, printable(it.Key(), 0))
-				default:
-					fmt.Fprintf(out, "%s\t%s\n", printable(it.Key(), 0), printable(it.Value(), 0))
-				}
-			}
-			if err := it.Close(); err != nil {
-				return err
-			}
-			if g.json {
-				if pairs == nil {
-					pairs = []pair{}
-				}
-				return printJSON(out, pairs)
-			}
-			return nil
+			return g.withEngine(cmd, false, func(e kvs.Engine) error {
+				return scan(cmd, e, o, scanFlags{limit, reverse, keysOnly, g.json})
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -199,4 +156,46 @@ func newScanCmd(g *globals) *cobra.Command {
 	f.BoolVar(&reverse, "reverse", false, "walk from the last key backwards")
 	f.BoolVar(&keysOnly, "keys-only", false, "print keys without values")
 	return cmd
+}
+
+type scanFlags struct {
+	limit             int
+	reverse, keysOnly bool
+	json              bool
+}
+
+// scan prints the keys of e within o's bounds.
+func scan(cmd *cobra.Command, e kvs.Engine, o *kvs.IterOptions, f scanFlags) error {
+	it, err := e.NewIter(o)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	var pairs []pair
+	n := 0
+	step, ok := it.Next, it.First()
+	if f.reverse {
+		step, ok = it.Prev, it.Last()
+	}
+	for ; ok && (f.limit == 0 || n < f.limit); ok = step() {
+		n++
+		switch {
+		case f.json:
+			pairs = append(pairs, jsonPair(it.Key(), it.Value(), f.keysOnly))
+		case f.keysOnly:
+			fmt.Fprintln(out, printable(it.Key(), 0))
+		default:
+			fmt.Fprintf(out, "%s\t%s\n", printable(it.Key(), 0), printable(it.Value(), 0))
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	if f.json {
+		if pairs == nil {
+			pairs = []pair{}
+		}
+		return printJSON(out, pairs)
+	}
+	return nil
 }

@@ -55,7 +55,7 @@ the line).
 Writes go in batches of --batch; --sync picks their durability (default none:
 the engine is synced once, when it is closed at the end).`,
 		Args: exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if count < 0 {
 				return usagef("--count: %d is negative", count)
 			}
@@ -72,80 +72,9 @@ the engine is synced once, when it is closed at the end).`,
 			if err != nil {
 				return err
 			}
-			e, err := g.open(cmd, true)
-			if err != nil {
-				return err
-			}
-			defer closeEngine(e, &err)
-
-			total := int64(count)
-			if stdin {
-				total = -1
-			}
-			bar := progressbar.NewOptions64(total,
-				progressbar.OptionSetWriter(cmd.ErrOrStderr()),
-				progressbar.OptionSetVisibility(!noProgress && !g.json && isTerminal(cmd.ErrOrStderr())),
-				progressbar.OptionSetDescription("loading"),
-				progressbar.OptionShowCount(),
-				progressbar.OptionShowIts(),
-				progressbar.OptionSetItsString("keys"),
-				progressbar.OptionThrottle(100*time.Millisecond),
-				progressbar.OptionClearOnFinish(),
-			)
-			sum := loadSummary{Sync: g.sync, BatchSize: batchSize, FromStdin: stdin}
-			if sum.Sync == "" {
-				sum.Sync = "none"
-			}
-			var b kvs.Batch
-			flush := func() error {
-				if b.Empty() {
-					return nil
-				}
-				if err := e.Write(&b, wo); err != nil {
-					return err
-				}
-				sum.Keys += int64(b.Count())
-				sum.UserBytes += b.UserBytes()
-				bar.Add(b.Count())
-				b.Reset()
-				return nil
-			}
-			start := time.Now()
-			if stdin {
-				err = loadStdin(cmd.InOrStdin(), &b, batchSize, flush)
-			} else {
-				sum.Seed, sum.KeySize, sum.ValueSize, sum.StartIndex, sum.ValueVersion = seed, keySize, valueSize, startIndex, version
-				var key, val []byte
-				for i := uint64(0); i < uint64(count) && err == nil; i++ {
-					key = gen.Key(key[:0], startIndex+i)
-					val = gen.Value(val[:0], startIndex+i, version)
-					b.Put(key, val)
-					if b.Count() >= batchSize {
-						err = flush()
-					}
-				}
-			}
-			if err == nil {
-				err = flush()
-			}
-			bar.Finish()
-			if err != nil {
-				return fmt.Errorf("kvs load: after %d keys: %w", sum.Keys, err)
-			}
-			sum.Seconds = time.Since(start).Seconds()
-			if sum.Seconds > 0 {
-				sum.OpsPerSec = float64(sum.Keys) / sum.Seconds
-			}
-			st := e.Stats()
-			sum.BytesOnDisk, sum.LiveKeys = st.BytesOnDisk, st.LiveKeys
-			out := cmd.OutOrStdout()
-			if g.json {
-				return printJSON(out, sum)
-			}
-			fmt.Fprintf(out, "loaded %d keys (%s of keys and values) in %.2fs: %s ops/s\n",
-				sum.Keys, humanBytes(sum.UserBytes), sum.Seconds, humanRate(sum.OpsPerSec))
-			fmt.Fprintf(out, "engine now holds %d live keys in %s on disk\n", sum.LiveKeys, humanBytes(sum.BytesOnDisk))
-			return nil
+			return g.withEngine(cmd, true, func(e kvs.Engine) error {
+				return load(cmd, e, loadArgs{gen, count, batchSize, startIndex, version, stdin, noProgress || g.json, g.json, wo, g.sync})
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -159,6 +88,92 @@ the engine is synced once, when it is closed at the end).`,
 	f.BoolVar(&stdin, "stdin", false, "read KEY VALUE lines from standard input instead of generating")
 	f.BoolVar(&noProgress, "no-progress", false, "hide the progress bar")
 	return cmd
+}
+
+// loadArgs are load's flags, resolved.
+type loadArgs struct {
+	gen               bench.Gen
+	count, batchSize  int
+	startIndex        uint64
+	version           uint64
+	stdin, noProgress bool
+	json              bool
+	wo                kvs.WriteOptions
+	sync              string
+}
+
+// load writes the generated or stdin data set into e and reports it.
+func load(cmd *cobra.Command, e kvs.Engine, a loadArgs) (err error) {
+	count, batchSize, stdin := a.count, a.batchSize, a.stdin
+	gen, startIndex, version := a.gen, a.startIndex, a.version
+	total := int64(count)
+	if stdin {
+		total = -1
+	}
+	bar := progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(cmd.ErrOrStderr()),
+		progressbar.OptionSetVisibility(!a.noProgress && isTerminal(cmd.ErrOrStderr())),
+		progressbar.OptionSetDescription("loading"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("keys"),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+	sum := loadSummary{Sync: a.sync, BatchSize: batchSize, FromStdin: stdin}
+	if sum.Sync == "" {
+		sum.Sync = "none"
+	}
+	var b kvs.Batch
+	flush := func() error {
+		if b.Empty() {
+			return nil
+		}
+		if err := e.Write(&b, a.wo); err != nil {
+			return err
+		}
+		sum.Keys += int64(b.Count())
+		sum.UserBytes += b.UserBytes()
+		bar.Add(b.Count())
+		b.Reset()
+		return nil
+	}
+	start := time.Now()
+	if stdin {
+		err = loadStdin(cmd.InOrStdin(), &b, batchSize, flush)
+	} else {
+		sum.Seed, sum.KeySize, sum.ValueSize, sum.StartIndex, sum.ValueVersion = gen.Seed, gen.KeySize, gen.ValueSize, startIndex, version
+		var key, val []byte
+		for i := uint64(0); i < uint64(count) && err == nil; i++ {
+			key = gen.Key(key[:0], startIndex+i)
+			val = gen.Value(val[:0], startIndex+i, version)
+			b.Put(key, val)
+			if b.Count() >= batchSize {
+				err = flush()
+			}
+		}
+	}
+	if err == nil {
+		err = flush()
+	}
+	bar.Finish()
+	if err != nil {
+		return fmt.Errorf("kvs load: after %d keys: %w", sum.Keys, err)
+	}
+	sum.Seconds = time.Since(start).Seconds()
+	if sum.Seconds > 0 {
+		sum.OpsPerSec = float64(sum.Keys) / sum.Seconds
+	}
+	st := e.Stats()
+	sum.BytesOnDisk, sum.LiveKeys = st.BytesOnDisk, st.LiveKeys
+	out := cmd.OutOrStdout()
+	if a.json {
+		return printJSON(out, sum)
+	}
+	fmt.Fprintf(out, "loaded %d keys (%s of keys and values) in %.2fs: %s ops/s\n",
+		sum.Keys, humanBytes(sum.UserBytes), sum.Seconds, humanRate(sum.OpsPerSec))
+	fmt.Fprintf(out, "engine now holds %d live keys in %s on disk\n", sum.LiveKeys, humanBytes(sum.BytesOnDisk))
+	return nil
 }
 
 func loadStdin(r io.Reader, b *kvs.Batch, batchSize int, flush func() error) error {

@@ -152,11 +152,19 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// closeEngine closes e, keeping the first error.
-func closeEngine(e kvs.Engine, err *error) {
-	if cerr := e.Close(); cerr != nil && *err == nil {
-		*err = cerr
+// withEngine opens the engine in --dir (see open), runs fn on it and
+// closes it. It returns fn's error, or else Close's: a failed Close can
+// mean lost writes, so it is never dropped.
+func (g *globals) withEngine(cmd *cobra.Command, create bool, fn func(kvs.Engine) error) error {
+	e, err := g.open(cmd, create)
+	if err != nil {
+		return err
 	}
+	err = fn(e)
+	if cerr := e.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func newEnginesCmd(g *globals) *cobra.Command {

@@ -15,18 +15,15 @@ func newStatsCmd(g *globals) *cobra.Command {
 		Use:   "stats",
 		Short: "Print the engine's counters, amplification and on-disk layout",
 		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			e, err := g.open(cmd, false)
-			if err != nil {
-				return err
-			}
-			defer closeEngine(e, &err)
-			st := e.Stats()
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), statsJSON(st))
-			}
-			printStats(cmd.OutOrStdout(), st)
-			return nil
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withEngine(cmd, false, func(e kvs.Engine) error {
+				st := e.Stats()
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), statsJSON(st))
+				}
+				printStats(cmd.OutOrStdout(), st)
+				return nil
+			})
 		},
 	}
 }
@@ -99,33 +96,35 @@ func newCompactCmd(g *globals) *cobra.Command {
 		Use:   "compact",
 		Short: "Reclaim space: a bitcask merge (an LSM full compaction)",
 		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			e, err := g.open(cmd, false)
-			if err != nil {
-				return err
-			}
-			defer closeEngine(e, &err)
-			before := e.Stats()
-			start := time.Now()
-			if err := e.Compact(); err != nil {
-				return err
-			}
-			took := time.Since(start)
-			after := e.Stats()
-			out := cmd.OutOrStdout()
-			if g.json {
-				return printJSON(out, map[string]any{
-					"seconds": took.Seconds(), "bytes_on_disk_before": before.BytesOnDisk,
-					"bytes_on_disk_after": after.BytesOnDisk, "live_bytes": after.LiveBytes,
-					"files_before": len(before.Segments) + levelFiles(before), "files_after": len(after.Segments) + levelFiles(after),
-				})
-			}
-			fmt.Fprintf(out, "compacted in %s: bytes on disk %s -> %s (live data %s, space amplification %.2f -> %.2f)\n",
-				took.Round(time.Millisecond), humanBytes(before.BytesOnDisk), humanBytes(after.BytesOnDisk),
-				humanBytes(after.LiveBytes), before.SpaceAmp(), after.SpaceAmp())
-			return nil
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withEngine(cmd, false, func(e kvs.Engine) error {
+				return compact(cmd, e, g.json)
+			})
 		},
 	}
+}
+
+// compact runs e.Compact and reports what it reclaimed.
+func compact(cmd *cobra.Command, e kvs.Engine, asJSON bool) error {
+	before := e.Stats()
+	start := time.Now()
+	if err := e.Compact(); err != nil {
+		return err
+	}
+	took := time.Since(start)
+	after := e.Stats()
+	out := cmd.OutOrStdout()
+	if asJSON {
+		return printJSON(out, map[string]any{
+			"seconds": took.Seconds(), "bytes_on_disk_before": before.BytesOnDisk,
+			"bytes_on_disk_after": after.BytesOnDisk, "live_bytes": after.LiveBytes,
+			"files_before": len(before.Segments) + levelFiles(before), "files_after": len(after.Segments) + levelFiles(after),
+		})
+	}
+	fmt.Fprintf(out, "compacted in %s: bytes on disk %s -> %s (live data %s, space amplification %.2f -> %.2f)\n",
+		took.Round(time.Millisecond), humanBytes(before.BytesOnDisk), humanBytes(after.BytesOnDisk),
+		humanBytes(after.LiveBytes), before.SpaceAmp(), after.SpaceAmp())
+	return nil
 }
 
 func levelFiles(st kvs.Stats) int {
