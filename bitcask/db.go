@@ -168,9 +168,35 @@ func prepareDir(fsys vfs.FS, dir string, errorIfNotExist bool) error {
 	case errorIfNotExist:
 		return fmt.Errorf("kvs/bitcask: open %s: directory does not exist (ErrorIfNotExist is set): %w", dir, err)
 	}
-	// NB: checkEngineFile makes the new directory's entry durable.
+	// Note the directories MkdirAll will create, top down: each is a new
+	// entry of its parent, and a crash forgets an entry whose directory
+	// was not synced, with everything under it.
+	var created []string
+	for d := dir; ; {
+		created = append(created, d)
+		parent := fsys.PathDir(d)
+		if parent == d {
+			break // the root, or "." for a relative path: it exists
+		}
+		if _, err := fsys.Stat(parent); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("kvs/bitcask: open %s: %w", dir, err)
+		}
+		d = parent
+	}
+	slices.Reverse(created)
 	if err := fsys.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("kvs/bitcask: create %s: %w", dir, err)
+	}
+	// Sync the deepest directory that existed, then each new one but dir
+	// itself: that makes every new entry durable, down to dir's entry in
+	// its parent. (checkEngineFile syncs dir's parent again, for a
+	// directory an earlier Open created.)
+	for _, d := range created {
+		if err := vfs.SyncDir(fsys, fsys.PathDir(d)); err != nil {
+			return fmt.Errorf("kvs/bitcask: create %s: %w", dir, err)
+		}
 	}
 	return nil
 }
@@ -180,7 +206,8 @@ func prepareDir(fsys vfs.FS, dir string, errorIfNotExist bool) error {
 const engineTmpFile = kvs.EngineFile + ".tmp"
 
 // checkNames returns an error wrapping kvs.ErrNotKVSDir, naming the file,
-// when names (dir's entries) holds one bitcask does not write.
+// when names (dir's entries) holds one bitcask does not write, in dir or
+// in its merge/ directory.
 func checkNames(fsys vfs.FS, dir string, names []string) error {
 	for _, name := range names {
 		switch _, kind := ParseFileName(name); {
@@ -188,13 +215,36 @@ func checkNames(fsys vfs.FS, dir string, names []string) error {
 			continue
 		case name == mergeDir:
 			if st, err := fsys.Stat(fsys.PathJoin(dir, name)); err == nil && st.IsDir() {
+				if err := checkMergeDir(fsys, fsys.PathJoin(dir, name)); err != nil {
+					return fmt.Errorf("kvs/bitcask: open %s: %w", dir, err)
+				}
 				continue
 			}
 		}
-		return fmt.Errorf("kvs/bitcask: open %s: %w: %s is not a file bitcask writes (kvs never deletes it)",
-			dir, kvs.ErrNotKVSDir, fsys.PathJoin(dir, name))
+		return fmt.Errorf("kvs/bitcask: open %s: %w", dir, notOurs(fsys.PathJoin(dir, name)))
 	}
 	return nil
+}
+
+// checkMergeDir returns an error wrapping kvs.ErrNotKVSDir, naming the
+// file, when the merge directory at path holds anything but DONE and
+// DONE.tmp.
+func checkMergeDir(fsys vfs.FS, path string) error {
+	names, err := fsys.List(path)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if name != doneFile && name != doneTmpFile {
+			return notOurs(fsys.PathJoin(path, name))
+		}
+	}
+	return nil
+}
+
+// notOurs is the error for a file at path that bitcask does not write.
+func notOurs(path string) error {
+	return fmt.Errorf("%w: %s is not a file bitcask writes (kvs never deletes it)", kvs.ErrNotKVSDir, path)
 }
 
 // checkEngineFile checks that dir's ENGINE file names bitcask, writing it

@@ -56,9 +56,13 @@
 // file when it has a valid one), lets the record with the highest
 // sequence number win for each key, truncates a torn tail of the newest
 // segment (logging a warning) and reports damage anywhere else as a
-// *kvs.CorruptionError naming file and offset. It deletes every segment
-// left without a record (such as the active segment of an Open that wrote
-// nothing), then starts a new active segment.
+// *kvs.CorruptionError naming file and offset. Damage in the newest
+// segment counts as a torn tail only if no whole, checksummed record
+// follows it anywhere in the file (a resync scan; see DB.isTornTail): a
+// flipped bit in a length field must not pass for a crash and cut off
+// acknowledged writes. It deletes every segment left without a record
+// (such as the active segment of an Open that wrote nothing), then starts
+// a new active segment.
 //
 // # Keydir and ordered scans
 //
@@ -75,6 +79,18 @@
 // Stats.IndexBytes reports an estimate (hashIndex.memBytes and
 // btreeIndex.memBytes give the formulas); BenchmarkIndexMemory measures
 // the real figure next to it.
+//
+// # Limits
+//
+// Every segment's file stays open while the engine is open (reads use
+// ReadAt on it; there is no file-handle cache): one file descriptor per
+// segment, about bytes on disk / Options.Bitcask.MaxSegmentBytes. A merge
+// opens its outputs before it closes its inputs, and a snapshot or
+// iterator keeps the inputs it pins open, so the count can double for a
+// while. 1 TiB in the default 64 MiB segments is 16384 descriptors, far
+// above the usual ulimit -n of 1024: size MaxSegmentBytes, or the limit,
+// accordingly. The keydir holds every live key in memory (see below), as
+// in the paper.
 //
 // # Concurrency
 //

@@ -51,6 +51,7 @@ const (
 	lockFile      = "LOCK"
 	mergeDir      = "merge"
 	doneFile      = "DONE"
+	doneTmpFile   = doneFile + ".tmp"
 	segmentSuffix = ".data"
 	hintSuffix    = ".hint"
 	mergingSuffix = ".merging"

@@ -80,7 +80,11 @@ var errMergeAborted = errors.New("kvs/bitcask: merge aborted")
 // before its commit point leaves everything as it was and returns the
 // error; one that fails after it makes the engine refuse writes
 // (kvs.ErrFailed) until it is reopened, and recovery then finishes the
-// merge.
+// merge. If the engine has failed (a write or an fsync failed) by the
+// time the merge would seal the active segment, at its start or just
+// before its commit (step 4), the merge aborts and Compact returns that
+// failure, wrapping kvs.ErrFailed: the active segment may end in half a
+// batch and must stay the newest (see rotateLocked).
 func (db *DB) Compact() error {
 	db.closeMu.RLock()
 	defer db.closeMu.RUnlock()
@@ -413,7 +417,7 @@ func (m *merger) commit() ([]byte, error) {
 	}
 	done := encodeDone(inputs, outputs)
 
-	tmp := db.fs.PathJoin(db.mergePath, doneFile+".tmp")
+	tmp := db.fs.PathJoin(db.mergePath, doneTmpFile)
 	path := db.fs.PathJoin(db.mergePath, doneFile)
 	f, err := db.fs.Create(tmp)
 	if err != nil {
@@ -531,7 +535,7 @@ func (m *merger) abort() {
 			}
 		}
 	}
-	db.fs.Remove(db.fs.PathJoin(db.mergePath, doneFile+".tmp"))
+	db.fs.Remove(db.fs.PathJoin(db.mergePath, doneTmpFile))
 }
 
 // removeMergeDirLocked removes merge/ once no merge runs and every segment
@@ -544,7 +548,7 @@ func (db *DB) removeMergeDirLocked() {
 		db.doneBytes = 0
 		return
 	}
-	if err := db.fs.RemoveAll(db.mergePath); err != nil {
+	if err := db.removeMergeDir(); err != nil {
 		db.log.WithError(err).Warn("cannot remove the merge directory; the next open will")
 		return
 	}
@@ -553,6 +557,33 @@ func (db *DB) removeMergeDirLocked() {
 		return
 	}
 	db.doneBytes = 0
+}
+
+// removeMergeDir removes merge/DONE.tmp, merge/DONE and then merge/,
+// which must then be empty. It removes nothing else: kvs never deletes
+// what it does not recognise, so a file it did not write in merge/ makes
+// it fail, before it removes anything, with an error wrapping
+// kvs.ErrNotKVSDir naming the file. The caller syncs the engine's
+// directory.
+func (db *DB) removeMergeDir() error {
+	if err := checkMergeDir(db.fs, db.mergePath); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	for _, name := range []string{doneTmpFile, doneFile} {
+		p := db.fs.PathJoin(db.mergePath, name)
+		if err := db.fs.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", p, err)
+		}
+	}
+	// NB: a file created in merge/ since the check makes this fail
+	// (ENOTEMPTY) rather than delete it.
+	if err := db.fs.Remove(db.mergePath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", db.mergePath, err)
+	}
+	return nil
 }
 
 // encodeDone returns the text of a DONE file: "input <id>" and
@@ -643,8 +674,8 @@ func (db *DB) recoverMerge(names []string) error {
 		db.log.WithField("files", removed).Info("removed the outputs of an uncommitted merge")
 	}
 	if hasMergeDir {
-		if err := db.fs.RemoveAll(db.mergePath); err != nil {
-			return fmt.Errorf("kvs/bitcask: open %s: remove %s: %w", db.dir, db.mergePath, err)
+		if err := db.removeMergeDir(); err != nil {
+			return fmt.Errorf("kvs/bitcask: open %s: %w", db.dir, err)
 		}
 	}
 	if removed > 0 || hasMergeDir {

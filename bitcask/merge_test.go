@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	oldrand "math/rand"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -409,4 +410,70 @@ func TestMergeIsNoOpOnEmptyEngine(t *testing.T) {
 	mustCompact(t, db)
 	mustCompact(t, db)
 	checkContents(t, db, map[string]string{"k": "v"})
+}
+
+// TestFailedWriteDuringMergeAbortsCompact fails a write while a merge
+// copies: the write leaves half a batch at the end of the active segment
+// and fails the engine. The merge must not seal that segment (its
+// keepActiveNewest would rotate it, fsyncing the half batch into a segment
+// that is no longer the newest, which recovery reports as corruption):
+// Compact returns the failure, and the directory reopens, as it is and
+// after a crash, with every synced write and without the half batch.
+func TestFailedWriteDuringMergeAbortsCompact(t *testing.T) {
+	mem := vfs.NewMem()
+	var (
+		db              *DB
+		armed, failNext atomic.Bool
+		writeErr        error
+	)
+	inj := vfs.InjectorFunc(func(op vfs.Op, p string) error {
+		if op == vfs.OpCreate && strings.HasSuffix(p, segmentSuffix+mergingSuffix) && armed.CompareAndSwap(true, false) {
+			// A concurrent writer's batch, run here for determinism: the
+			// merge holds no write lock while it creates an output.
+			if err := db.Put([]byte("w"), []byte("ok"), kvs.Sync); err != nil {
+				panic(err)
+			}
+			failNext.Store(true)
+			var b kvs.Batch
+			b.Put([]byte("x1"), []byte(strings.Repeat("x", 100)))
+			b.Put([]byte("x2"), []byte(strings.Repeat("y", 100)))
+			writeErr = db.Write(&b, kvs.NoSync)
+		}
+		if op == vfs.OpWrite && strings.HasSuffix(p, segmentSuffix) && failNext.CompareAndSwap(true, false) {
+			return &vfs.InjectedError{Op: op, Path: p, Err: vfs.ErrNoSpace, Partial: true}
+		}
+		return nil
+	})
+	o := testOptions(vfs.Inject(mem, inj), kvs.IndexHash)
+	o.Bitcask.MaxSegmentBytes = 1 << 10
+	var err error
+	if db, err = Open(testDir, o); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"w": "ok"}
+	for i := 0; i < 50; i++ {
+		k, v := keyN(i), valueN(i, 0, 50)
+		mustPut(t, db, k, v, kvs.Sync)
+		want[k] = v
+	}
+	armed.Store(true)
+	cerr := db.Compact()
+	if !errors.Is(writeErr, kvs.ErrFailed) {
+		t.Fatalf("the half-written batch returned %v, want kvs.ErrFailed", writeErr)
+	}
+	if !errors.Is(cerr, kvs.ErrFailed) || !errors.Is(cerr, vfs.ErrNoSpace) {
+		t.Fatalf("compact = %v, want the engine's failure (kvs.ErrFailed wrapping ENOSPC)", cerr)
+	}
+	crashed := mem.CrashClone()
+	if err := db.Close(); !errors.Is(err, kvs.ErrFailed) {
+		t.Fatalf("close = %v, want the failure reported", err)
+	}
+	for _, img := range []struct {
+		name string
+		fs   *vfs.MemFS
+	}{{"after close", mem}, {"after a crash", crashed}} {
+		db := openDB(t, testDir, testOptions(img.fs, kvs.IndexBTree))
+		checkContents(t, db, want, "x1", "x2")
+		mustClose(t, db)
+	}
 }

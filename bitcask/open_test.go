@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/kvs-lab/kvs"
@@ -88,6 +89,15 @@ func TestOpenRefusesWhatItCannotOwn(t *testing.T) {
 		{"merge is a file", func(t *testing.T, mem *vfs.MemFS) {
 			writeAt(t, mem, testDir+"/merge", 0, []byte("mine"))
 		}, kvs.ErrNotKVSDir, testDir + "/merge"},
+		{"stray file in merge/", func(t *testing.T, mem *vfs.MemFS) {
+			mem.MkdirAll(testDir+"/merge", 0o755)
+			writeAt(t, mem, testDir+"/merge/notes.txt", 0, []byte("mine"))
+		}, kvs.ErrNotKVSDir, testDir + "/merge/notes.txt"},
+		{"stray file in merge/ beside a DONE", func(t *testing.T, mem *vfs.MemFS) {
+			mem.MkdirAll(testDir+"/merge", 0o755)
+			writeAt(t, mem, testDir+"/merge/DONE", 0, encodeDone(nil, nil))
+			writeAt(t, mem, testDir+"/merge/DONE.old", 0, []byte("mine"))
+		}, kvs.ErrNotKVSDir, testDir + "/merge/DONE.old"},
 		{"another engine", func(t *testing.T, mem *vfs.MemFS) {
 			mem.Remove(testDir + "/ENGINE")
 			if err := kvs.WriteEngineFile(mem, testDir, "lsm"); err != nil {
@@ -363,4 +373,79 @@ func TestOpenRemovesEmptySealedSegment(t *testing.T) {
 		t.Fatalf("empty segments %v, want only the active %s", empty, segmentName(db.active.id))
 	}
 	checkContents(t, db, map[string]string{"a": "1", "b": "2"})
+}
+
+// TestOpenCreatesMissingParentsDurably opens a directory whose parents do
+// not exist either: each new directory must be durable as an entry of its
+// parent, or a crash loses the whole tree with every synced write in it.
+func TestOpenCreatesMissingParentsDurably(t *testing.T) {
+	for _, tc := range []struct {
+		name, dir string
+		existing  string // a directory made (and synced) beforehand
+	}{
+		{"two new parents", "/a/b/db", ""},
+		{"one new parent", "/a/b/db", "/a"},
+		{"relative path", "a/b/db", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := vfs.NewMem()
+			if tc.existing != "" {
+				if err := mem.MkdirAll(tc.existing, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := vfs.SyncDir(mem, "/"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			db := openDB(t, tc.dir, testOptions(mem, kvs.IndexHash))
+			mustPut(t, db, "k", "v", kvs.Sync)
+			crashed := mem.CrashClone()
+			mustClose(t, db)
+			db = openDB(t, tc.dir, testOptions(crashed, kvs.IndexHash))
+			checkContents(t, db, map[string]string{"k": "v"})
+		})
+	}
+}
+
+// TestMergeLeavesForeignFileInMergeDir puts a file kvs did not write in
+// merge/ while a merge runs. kvs never deletes what it does not
+// recognise: the merge leaves merge/ and the file, and the next Open
+// refuses the directory, naming the file, until the file is gone.
+func TestMergeLeavesForeignFileInMergeDir(t *testing.T) {
+	mem := vfs.NewMem()
+	foreign := testDir + "/merge/notes.txt"
+	var once atomic.Bool
+	inj := vfs.InjectorFunc(func(op vfs.Op, p string) error {
+		if op == vfs.OpCreate && strings.HasSuffix(p, "/"+doneTmpFile) && once.CompareAndSwap(false, true) {
+			writeAt(t, mem, foreign, 0, []byte("mine"))
+		}
+		return nil
+	})
+	o := testOptions(vfs.Inject(mem, inj), kvs.IndexHash)
+	o.Bitcask.MaxSegmentBytes = 1 << 10
+	db := openDB(t, testDir, o)
+	want := map[string]string{}
+	for i := 0; i < 40; i++ {
+		mustPut(t, db, keyN(i%10), valueN(i, 0, 50), kvs.NoSync)
+		want[keyN(i%10)] = valueN(i, 0, 50)
+	}
+	mustCompact(t, db)
+	if !once.Load() {
+		t.Fatal("the merge wrote no DONE.tmp")
+	}
+	mustClose(t, db)
+	if fileSize(t, mem, foreign) != 4 {
+		t.Fatalf("the merge removed %s", foreign)
+	}
+	if _, err := Open(testDir, testOptions(mem, kvs.IndexHash)); !errors.Is(err, kvs.ErrNotKVSDir) || !strings.Contains(err.Error(), foreign) {
+		t.Fatalf("open = %v, want kvs.ErrNotKVSDir naming %s", err, foreign)
+	}
+	if err := mem.Remove(foreign); err != nil {
+		t.Fatal(err)
+	}
+	db = openDB(t, testDir, testOptions(mem, kvs.IndexHash))
+	checkContents(t, db, want)
+	if _, err := mem.Stat(testDir + "/merge"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("merge/ survived the open: %v", err)
+	}
 }

@@ -160,8 +160,9 @@ func (l *loader) apply(seg *segment, tomb bool, key []byte, e entry, valueLen in
 // it has a valid one. newest says it is the segment with the highest id,
 // the only one a crash can leave torn: every other segment was fsynced
 // whole before a newer one was created (rotation), or before its merge
-// committed (merge outputs, whose ids the install step keeps below the
-// active segment's; see merge.go).
+// committed (merge outputs, whose ids stay below the active segment's:
+// merger.keepActiveNewest rotates the active segment before the commit
+// if an output got a higher id; see merge.go, step 4).
 func (l *loader) loadSegment(id uint64, newest, hasHint bool) error {
 	db := l.db
 	path := db.path(segmentName(id))
@@ -324,7 +325,7 @@ func (l *loader) scanSegment(seg *segment, newest bool) error {
 			reason = fmt.Sprintf("record checksum mismatch (%s)", describe(rec.h))
 		}
 		if newest {
-			torn, err := l.db.isTornTail(seg, rec, status)
+			torn, next, err := l.db.isTornTail(seg, rec, status)
 			if err != nil {
 				return err
 			}
@@ -334,6 +335,9 @@ func (l *loader) scanSegment(seg *segment, newest bool) error {
 					cut = batchStart
 				}
 				return l.db.cutTornTail(seg, cut, reason)
+			}
+			if next >= 0 {
+				reason += fmt.Sprintf("; a whole record follows at offset %d, so this is not a torn tail", next)
 			}
 		}
 		return kvs.Corruptf(seg.path, rec.offset, "%s", reason)
@@ -346,20 +350,54 @@ func describe(h recordHeader) string {
 }
 
 // isTornTail reports whether the damaged record rec of the newest segment
-// is what a crash during an append leaves: cut short by the end of the
-// file; or failing its checksum with nothing but zeros after it (the file
-// grew but the data pages never reached the disk); or the start of a
-// zero-filled tail.
-func (db *DB) isTornTail(seg *segment, rec scannedRecord, status scanStatus) (bool, error) {
-	switch status {
-	case scanTruncated:
-		return true, nil
-	case scanChecksum:
-		if zero, err := zeroFrom(seg, rec.offset+rec.h.size()); err != nil || zero {
-			return zero, err
+// is what a crash during an append leaves (recovery rule 3). Two tests,
+// both needed:
+//
+//  1. The damage looks like a torn write: the record is cut short by the
+//     end of the file; or it fails its checksum with nothing but zeros
+//     after it (the file grew but the data pages never reached the
+//     disk); or it starts a zero-filled tail.
+//  2. No whole record with a good checksum starts anywhere after rec's
+//     offset (recordAfter, a byte-by-byte resync scan to the end of the
+//     file). If one does, the damage is in the middle of the log and is
+//     corruption: next returns that record's offset for the error. A
+//     single flipped bit in a length varint makes a record in the middle
+//     of the newest segment claim to run past the end of the file, which
+//     test 1 alone would take for a torn tail and cut, dropping every
+//     acknowledged write after it.
+//
+// Why test 2 cannot turn a real torn tail into corruption: if the damage
+// is a torn write, rec's header is the one the writer wrote, so in the
+// first case the file ends inside rec's span, in the second only zeros
+// follow rec's span, and in the third only zeros follow its offset. Either
+// way every byte after rec's offset is one of rec's own bytes (as written,
+// or zero where its page never reached the disk) or a zero. Bytes after a
+// cut were never written: segments are append-only, and a crash keeps a
+// prefix of what was appended (vfs.MemFS.CrashCloneRandom keeps a random
+// prefix of the unsynced appends, a failed write of vfs.Inject the first
+// half of its buffer). Zeros never decode as a record (type 0). So the
+// scan finds a record only if rec's own key or value holds the image of a
+// whole record with a good checksum (say, a value that is a copy of a
+// segment file) and the crash tore rec after that image: then Open fails
+// with a *kvs.CorruptionError at rec instead of cutting it, which loses
+// nothing (`kvs inspect` shows the file's records). The scan runs only on this damage
+// path, so a clean Open costs nothing.
+func (db *DB) isTornTail(seg *segment, rec scannedRecord, status scanStatus) (torn bool, next int64, err error) {
+	looksTorn := status == scanTruncated
+	if status == scanChecksum {
+		if looksTorn, err = zeroFrom(seg, rec.offset+rec.h.size()); err != nil {
+			return false, -1, err
 		}
 	}
-	return zeroFrom(seg, rec.offset)
+	if !looksTorn {
+		// A zero-filled tail holds no record: nothing to resync to.
+		zero, err := zeroFrom(seg, rec.offset)
+		return zero, -1, err
+	}
+	if next, err = recordAfter(seg, rec.offset); err != nil || next >= 0 {
+		return false, next, err
+	}
+	return true, -1, nil
 }
 
 // zeroFrom reports whether seg holds only zero bytes from off to its end.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	oldrand "math/rand"
 	"testing"
 
 	"github.com/kvs-lab/kvs"
@@ -399,5 +400,144 @@ func TestDamagedHintFallsBackToScan(t *testing.T) {
 				t.Fatalf("the damaged hint %s is still there", hint)
 			}
 		})
+	}
+}
+
+// TestFlippedLengthBitInNewestSegmentIsCorruption damages one header byte
+// of a record in the middle of the newest segment so that the record
+// looks torn: its length (or a varint before it) now runs past the end of
+// the file, or over the next record into a zero-filled tail. Whole,
+// synced records follow it, so recovery must not cut it as a torn tail,
+// which would drop them: Open fails with a *kvs.CorruptionError naming the
+// damaged record and leaves the file alone.
+func TestFlippedLengthBitInNewestSegmentIsCorruption(t *testing.T) {
+	// Every record is 12 bytes: crc 4, type 1, seq 1, klen 1 (3), vlen 1
+	// (1), key "kNN", value "v"; record i starts at 16 + 12i.
+	const (
+		seqAt  = 5
+		klenAt = 6
+		vlenAt = 7
+	)
+	for _, tc := range []struct {
+		name string
+		rec  int // the damaged record
+		at   int64
+		b    byte // the byte's new value
+		zero int  // zero bytes appended to the segment
+	}{
+		// The reviewer's cases: vlen 1 becomes 0x81, a varint that goes
+		// on into the key and makes the value 13697 bytes long.
+		{"value length of the first record", 0, vlenAt, 0x81, 0},
+		{"value length of record 10", 10, vlenAt, 0x81, 0},
+		{"key length of record 10", 10, klenAt, 0x83, 0},
+		{"sequence number of the last record but one", 18, seqAt, 0x93, 0},
+		{"value length of a batch's middle record", 14, vlenAt, 0x81, 0},
+		// vlen 1 becomes 17: the record now ends 4 bytes into a zero tail
+		// and fails its checksum with only zeros after it.
+		{"value length grown over the last record into zeros", 18, vlenAt, 0x11, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			db := openDB(t, testDir, testOptions(fs, kvs.IndexHash))
+			for i := 0; i < 20; i++ {
+				if i >= 13 && i <= 15 {
+					continue
+				}
+				if i == 16 {
+					var b kvs.Batch
+					for j := 13; j <= 15; j++ {
+						b.Put(fmt.Appendf(nil, "k%02d", j), []byte("v"))
+					}
+					if err := db.Write(&b, kvs.Sync); err != nil {
+						t.Fatal(err)
+					}
+				}
+				mustPut(t, db, fmt.Sprintf("k%02d", i), "v", kvs.Sync)
+			}
+			path := db.active.path
+			mustClose(t, db)
+			recs := records(t, fs, path)
+			if len(recs) != 20 || recs[10].Offset != 16+120 || recs[19].Size != 12 {
+				t.Fatalf("unexpected layout: %d records, record 10 at %d", len(recs), recs[10].Offset)
+			}
+			if tc.zero > 0 {
+				writeAt(t, fs, path, fileSize(t, fs, path), make([]byte, tc.zero))
+			}
+			writeAt(t, fs, path, recs[tc.rec].Offset+tc.at, []byte{tc.b})
+			before := snapshotFiles(t, fs, testDir)
+
+			for range 2 { // and again: the failed Open changed nothing
+				_, err := Open(testDir, testOptions(fs, kvs.IndexHash))
+				var ce *kvs.CorruptionError
+				if !errors.As(err, &ce) || !errors.Is(err, kvs.ErrCorruption) {
+					t.Fatalf("open = %v, want a *kvs.CorruptionError", err)
+				}
+				if ce.File != path || ce.Offset != recs[tc.rec].Offset {
+					t.Fatalf("corruption reported in %s at %d, want %s at %d (%v)", ce.File, ce.Offset, path, recs[tc.rec].Offset, err)
+				}
+				if after := snapshotFiles(t, fs, testDir); !equalFiles(before, after) {
+					t.Fatalf("a refused open changed the directory:\nbefore %v\nafter  %v", keysOf(before), keysOf(after))
+				}
+			}
+		})
+	}
+}
+
+// TestTornRecordOfRandomBytesIsCut tears a record whose 2 MiB value is
+// random bytes, so that the resync scan of the torn tail meets thousands
+// of plausible record headers (across its 1 MiB read windows) and must
+// find no whole record among them: the tail is cut as before.
+func TestTornRecordOfRandomBytesIsCut(t *testing.T) {
+	fs := vfs.NewMem()
+	db := openDB(t, testDir, testOptions(fs, kvs.IndexHash))
+	want := map[string]string{}
+	for i := 0; i < 5; i++ {
+		mustPut(t, db, keyN(i), valueN(i, 0, 50), kvs.Sync)
+		want[keyN(i)] = valueN(i, 0, 50)
+	}
+	big := make([]byte, 2<<20)
+	oldrand.New(oldrand.NewSource(1)).Read(big)
+	if err := db.Put([]byte("big"), big, kvs.Sync); err != nil {
+		t.Fatal(err)
+	}
+	path := db.active.path
+	mustClose(t, db)
+	recs := records(t, fs, path)
+	last := recs[len(recs)-1]
+	for _, cut := range []int64{last.Offset + 30, last.Offset + last.Size/2, last.Offset + last.Size - 1} {
+		img := fs.CrashClone()
+		truncateFile(t, img, path, cut)
+		db := openDB(t, testDir, testOptions(img, kvs.IndexHash))
+		checkContents(t, db, want, "big")
+		if got := fileSize(t, img, path); got != last.Offset {
+			t.Fatalf("torn at %d: newest segment is %d bytes after recovery, want %d", cut, got, last.Offset)
+		}
+		mustClose(t, db)
+	}
+}
+
+// TestTornValueHoldingAWholeRecordIsReportedNotCut pins down the one case
+// the resync rule misjudges (see DB.isTornTail): a torn record whose value
+// holds the image of a whole record with a good checksum. Recovery cannot
+// tell it from damage in the middle of the log, so Open reports
+// corruption at the torn record, and cuts nothing.
+func TestTornValueHoldingAWholeRecordIsReportedNotCut(t *testing.T) {
+	fs := vfs.NewMem()
+	db := openDB(t, testDir, testOptions(fs, kvs.IndexHash))
+	mustPut(t, db, "a", "1", kvs.Sync)
+	image := appendRecord(nil, typePut, 1, []byte("inner"), []byte("record"))
+	mustPut(t, db, "copy", string(image)+"and more bytes after the image", kvs.Sync)
+	path := db.active.path
+	mustClose(t, db)
+	recs := records(t, fs, path)
+	last := recs[len(recs)-1]
+	truncateFile(t, fs, path, last.Offset+last.Size-5)
+	_, err := Open(testDir, testOptions(fs, kvs.IndexHash))
+	var ce *kvs.CorruptionError
+	if !errors.As(err, &ce) || ce.File != path || ce.Offset != last.Offset {
+		t.Fatalf("open = %v, want a *kvs.CorruptionError at %s:%d", err, path, last.Offset)
+	}
+	if got := fileSize(t, fs, path); got != last.Offset+last.Size-5 {
+		t.Fatalf("the segment is %d bytes after a refused open, want %d", got, last.Offset+last.Size-5)
 	}
 }

@@ -175,7 +175,18 @@ func (db *DB) write(ops []op, userBytes int64, o kvs.WriteOptions) (uint64, erro
 // is fsynced first: a synced write in the new segment must imply that
 // every earlier write is durable too (prefix durability), and recovery
 // may treat only the newest segment's tail as torn. db.writeMu is held.
+//
+// After the engine failed it returns the sticky failure and changes
+// nothing. NB: a failed write may have left half a batch at the end of
+// the active segment; that segment must stay the newest, where recovery
+// cuts the half batch as a torn tail. Sealing it (a merge's
+// sealForMerge or keepActiveNewest would) would fsync the half batch
+// into a segment that is no longer the newest, which recovery reports
+// as corruption: the directory would not open.
 func (db *DB) rotateLocked() error {
+	if err := db.failure(); err != nil {
+		return err
+	}
 	old := db.active
 	if err := old.f.Sync(); err != nil {
 		return db.fail(fmt.Errorf("sync %s: %w", old.path, err))
