@@ -53,6 +53,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzScanSegment$$' -fuzztime $(FUZZTIME) ./bitcask
 	$(GO) test -run '^$$' -fuzz '^FuzzScanHint$$' -fuzztime $(FUZZTIME) ./bitcask
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./bitcask
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeDone$$' -fuzztime $(FUZZTIME) ./bitcask
 
 clean:
 	rm -rf bin bench.txt
