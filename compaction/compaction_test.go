@@ -81,7 +81,7 @@ func TestPickHighestScoreFirst(t *testing.T) {
 	o := Options{L0CompactionTrigger: 4, BaseLevelBytes: 10 * mb}
 	v := &Version{}
 	v.Levels[0] = []*TableMeta{tbl(1, "a", "b", mb, 5), tbl(2, "a", "b", mb, 4), tbl(3, "a", "b", mb, 3), tbl(4, "a", "b", mb, 2), tbl(5, "a", "b", mb, 1)} // 1.25
-	v.Levels[1] = []*TableMeta{tbl(6, "c", "d", 30*mb, 1)}                                                                                                // 3.0
+	v.Levels[1] = []*TableMeta{tbl(6, "c", "d", 30*mb, 1)}                                                                                                  // 3.0
 	c := NewLeveled(o).Pick(v, nil)
 	if c == nil || c.Level != 1 || c.Reason != "level size" {
 		t.Fatalf("Pick = %v, want the L1 compaction (score 3 beats 1.25)", c)
