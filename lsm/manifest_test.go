@@ -2,8 +2,8 @@ package lsm
 
 import (
 	"errors"
-	"io/fs"
 	"fmt"
+	"io/fs"
 	"testing"
 
 	"github.com/kvs-lab/kvs"
