@@ -1,0 +1,290 @@
+package sstable
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/golang/snappy"
+	"github.com/kvs-lab/kvs"
+	"github.com/kvs-lab/kvs/internal/base"
+	"github.com/kvs-lab/kvs/internal/vfs"
+)
+
+// ReaderOptions configure a Reader. The zero value reads without a cache.
+type ReaderOptions struct {
+	// Cache, when set, holds data blocks shared with other Readers.
+	Cache *Cache
+	// CacheID names this table in Cache; 0 asks Cache.NewID for a fresh
+	// one. Give a table the same id only if its contents are the same.
+	// Closing a Reader leaves its blocks to age out of the cache; call
+	// Cache.EvictTable(Reader.CacheID()) to drop a deleted table's blocks
+	// at once.
+	CacheID uint64
+}
+
+// Reader reads one table. Open reads and verifies the footer, the index,
+// filter and properties blocks and keeps them in memory; data blocks are
+// read (through the cache, if any) as iterators and Get need them. A
+// Reader is safe for concurrent use; its Iterators are not.
+type Reader struct {
+	f       vfs.File
+	name    string
+	size    int64
+	cache   *Cache
+	cacheID uint64
+
+	// dataEnd is the offset at which the footer starts: every block
+	// handle must end before it.
+	dataEnd int64
+	index   []byte
+	// indexOff is the index block's offset, for errors.
+	indexOff int64
+	filter   bloomFilter
+	hasFilt  bool
+	props    Properties
+}
+
+// maxSnappyRatio bounds how much a snappy block may expand, so a corrupt
+// length can never make the reader allocate more than the format allows:
+// snappy's densest op, a 3-byte copy, produces 64 bytes.
+const maxSnappyRatio = 22
+
+// Open opens the table in f (of size bytes; name is used in errors). The
+// Reader owns f: Close closes it, and so does Open when it fails. A
+// damaged file gives an error matching kvs.ErrCorruption, a
+// *kvs.CorruptionError naming name and the offset of the damage.
+func Open(f vfs.File, name string, size int64, o ReaderOptions) (*Reader, error) {
+	r, err := open(f, name, size, o)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func open(f vfs.File, name string, size int64, o ReaderOptions) (*Reader, error) {
+	r := &Reader{f: f, name: name, size: size, cache: o.Cache, cacheID: o.CacheID}
+	if r.cache != nil && r.cacheID == 0 {
+		r.cacheID = r.cache.NewID()
+	}
+	if size < footerLen {
+		return nil, kvs.Corruptf(name, 0, "sstable: file of %d bytes is shorter than a footer", size)
+	}
+	r.dataEnd = size - footerLen
+	buf := make([]byte, footerLen)
+	if err := r.readAt(buf, r.dataEnd); err != nil {
+		return nil, err
+	}
+	ft, reason := decodeFooter(buf)
+	if reason != "" {
+		return nil, kvs.Corruptf(name, r.dataEnd, "sstable: footer: %s", reason)
+	}
+
+	var err error
+	if r.index, err = r.readBlockNoCache(ft.index, "index"); err != nil {
+		return nil, err
+	}
+	r.indexOff = int64(ft.index.Offset)
+	if err := r.checkIndex(); err != nil {
+		return nil, err
+	}
+	if ft.filter.Length > 0 {
+		b, err := r.readBlockNoCache(ft.filter, "filter")
+		if err != nil {
+			return nil, err
+		}
+		var reason string
+		if r.filter, reason = decodeFilter(b); reason != "" {
+			return nil, kvs.Corruptf(name, int64(ft.filter.Offset), "sstable: %s", reason)
+		}
+		r.hasFilt = true
+	}
+	pb, err := r.readBlockNoCache(ft.properties, "properties")
+	if err != nil {
+		return nil, err
+	}
+	var it blockIter
+	it.init(pb, name, int64(ft.properties.Offset), false)
+	if r.props, reason = decodeProperties(&it); reason != "" {
+		return nil, kvs.Corruptf(name, int64(ft.properties.Offset), "sstable: properties: %s", reason)
+	}
+	if it.err != nil {
+		return nil, it.err
+	}
+	return r, nil
+}
+
+// checkIndex walks the index once, so that a damaged index fails Open
+// rather than a later read: every entry must hold a well-formed handle
+// that ends before the footer, separators must increase, and blocks must
+// follow each other in the file.
+func (r *Reader) checkIndex() error {
+	var it blockIter
+	it.init(r.index, r.name, r.indexOff, true)
+	var prevKey []byte
+	next := uint64(0) // where the next data block must start
+	for ok := it.First(); ok; ok = it.Next() {
+		h, n, ok := decodeHandle(it.val)
+		if !ok || n != len(it.val) {
+			return kvs.Corruptf(r.name, r.indexOff, "sstable: index: bad block handle for separator %s", it.ikey)
+		}
+		if h.Offset != next || !h.endsBefore(uint64(r.dataEnd)) {
+			return kvs.Corruptf(r.name, r.indexOff, "sstable: index: block handle (offset %d, length %d) does not follow the previous block", h.Offset, h.Length)
+		}
+		if prevKey != nil && base.CompareEncoded(prevKey, it.key) >= 0 {
+			return kvs.Corruptf(r.name, r.indexOff, "sstable: index: separators out of order at %s", it.ikey)
+		}
+		prevKey = append(prevKey[:0], it.key...)
+		next = h.Offset + h.Length + blockTrailerLen
+	}
+	return it.err
+}
+
+// readAt fills buf from off; a short read is corruption (the file is
+// truncated), other failures are I/O errors.
+func (r *Reader) readAt(buf []byte, off int64) error {
+	n, err := r.f.ReadAt(buf, off)
+	if n == len(buf) {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return kvs.Corruptf(r.name, off, "sstable: file truncated: read %d of %d bytes", n, len(buf))
+	}
+	return fmt.Errorf("kvs/sstable: read %s at %d: %w", r.name, off, err)
+}
+
+// readBlock returns the decoded block at h, from the cache when it is
+// there. The slice must not be modified.
+func (r *Reader) readBlock(h blockHandle, what string) ([]byte, error) {
+	if r.cache == nil {
+		return r.readBlockNoCache(h, what)
+	}
+	if b := r.cache.get(r.cacheID, h.Offset); b != nil {
+		return b, nil
+	}
+	b, err := r.readBlockNoCache(h, what)
+	if err != nil {
+		return nil, err
+	}
+	r.cache.set(r.cacheID, h.Offset, b)
+	return b, nil
+}
+
+// readBlockNoCache reads the block at h with its trailer, verifies the
+// checksum and decompresses it.
+func (r *Reader) readBlockNoCache(h blockHandle, what string) ([]byte, error) {
+	// Check the handle before trusting it with an allocation.
+	if !h.endsBefore(uint64(r.dataEnd)) {
+		return nil, kvs.Corruptf(r.name, int64(min(h.Offset, uint64(r.dataEnd))),
+			"sstable: %s block handle (offset %d, length %d) points past the blocks (%d bytes)", what, h.Offset, h.Length, r.dataEnd)
+	}
+	off := int64(h.Offset)
+	buf := make([]byte, h.Length+blockTrailerLen)
+	if err := r.readAt(buf, off); err != nil {
+		return nil, err
+	}
+	stored, typ := buf[:h.Length], buf[h.Length]
+	if got, want := blockChecksum(stored, typ), binary.LittleEndian.Uint32(buf[h.Length+1:]); got != want {
+		return nil, kvs.Corruptf(r.name, off, "sstable: %s block checksum mismatch (stored %#08x, computed %#08x)", what, want, got)
+	}
+	switch typ {
+	case blockTypeNone:
+		return stored, nil
+	case blockTypeSnappy:
+		n, err := snappy.DecodedLen(stored)
+		if err != nil || n > maxSnappyRatio*len(stored)+64 {
+			return nil, kvs.Corruptf(r.name, off, "sstable: %s block: bad snappy length", what)
+		}
+		b, err := snappy.Decode(make([]byte, n), stored)
+		if err != nil {
+			return nil, kvs.Corruptf(r.name, off, "sstable: %s block: snappy: %v", what, err)
+		}
+		return b, nil
+	}
+	return nil, kvs.Corruptf(r.name, off, "sstable: %s block: unknown compression type %d", what, typ)
+}
+
+// Properties returns the table's properties. The key slices are shared:
+// do not modify them.
+func (r *Reader) Properties() Properties { return r.props }
+
+// CacheID returns the table's id in the block cache (0 without a cache).
+func (r *Reader) CacheID() uint64 { return r.cacheID }
+
+// Name returns the name given to Open.
+func (r *Reader) Name() string { return r.name }
+
+// Close closes the file. The Reader and its iterators must not be used
+// afterwards.
+func (r *Reader) Close() error {
+	if err := r.f.Close(); err != nil {
+		return fmt.Errorf("kvs/sstable: close %s: %w", r.name, err)
+	}
+	return nil
+}
+
+// Get returns the newest version of userKey with a sequence number <= seq:
+// its value (a copy, the caller's), its kind and found = true. A KindDelete
+// entry is returned as found with a nil value: the key was deleted at that
+// snapshot. found is false when the table holds no such version. Get
+// consults the bloom filter first and reads no data block when it says
+// the key is absent.
+func (r *Reader) Get(userKey []byte, seq uint64) (value []byte, kind base.Kind, found bool, err error) {
+	if r.hasFilt && !r.filter.mayContain(userKey) {
+		return nil, 0, false, nil
+	}
+	g := getStatePool.Get().(*getState)
+	defer getStatePool.Put(g)
+	// The first entry >= (userKey, seq, KindMax) is the newest version
+	// visible at seq, if it has userKey.
+	g.target = base.MakeInternalKey(userKey, min(seq, base.SeqMax), base.KindMax).Append(g.target[:0])
+	index, data := &g.index, &g.data
+	index.init(r.index, r.name, r.indexOff, true)
+	for ok := index.SeekGE(g.target); ok; ok = index.Next() {
+		b, off, err := r.dataBlock(index.val)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		data.init(b, r.name, off, true)
+		if data.SeekGE(g.target) {
+			if !bytes.Equal(data.ikey.UserKey, userKey) {
+				return nil, 0, false, nil
+			}
+			k := data.ikey.Kind()
+			if k == base.KindDelete {
+				return nil, k, true, nil
+			}
+			return bytes.Clone(data.val), k, true, nil
+		}
+		if data.err != nil {
+			return nil, 0, false, data.err
+		}
+		// Every key in this block is < target: the answer, if any, is
+		// the first entry of the next block.
+	}
+	return nil, 0, false, index.err
+}
+
+// getState is the scratch space of one Get, pooled so that Gets allocate
+// only the value they return.
+type getState struct {
+	index, data blockIter
+	target      []byte
+}
+
+var getStatePool = sync.Pool{New: func() any { return new(getState) }}
+
+// dataBlock decodes the block handle in an index entry's value and reads
+// the block.
+func (r *Reader) dataBlock(v []byte) ([]byte, int64, error) {
+	h, n, ok := decodeHandle(v)
+	if !ok || n != len(v) {
+		return nil, 0, kvs.Corruptf(r.name, r.indexOff, "sstable: index: bad block handle")
+	}
+	b, err := r.readBlock(h, "data")
+	return b, int64(h.Offset), err
+}
