@@ -1,0 +1,117 @@
+package memtable
+
+import (
+	"encoding/binary"
+	"fmt"
+	"testing"
+
+	"github.com/kvs-lab/kvs/internal/base"
+)
+
+const (
+	benchKeyLen   = 16
+	benchValueLen = 100
+	benchArena    = 64 << 20 // a typical memtable budget
+	benchEntries  = 100_000  // entries in the memtable Get and Iterate read
+)
+
+// benchKey writes the i-th benchmark user key into k (16 bytes): a
+// scrambled copy of i, then i itself, so keys are distinct and, taken in
+// order of i, arrive in random key order. With random false the keys
+// ascend with i.
+func benchKey(k []byte, i uint64, random bool) []byte {
+	k = k[:benchKeyLen]
+	hi := i
+	if random {
+		// A splitmix64 finalizer: a bijection that scatters i.
+		hi = (i ^ i>>30) * 0xbf58476d1ce4e5b9
+		hi = (hi ^ hi>>27) * 0x94d049bb133111eb
+		hi ^= hi >> 31
+	}
+	binary.BigEndian.PutUint64(k, hi)
+	binary.BigEndian.PutUint64(k[8:], i)
+	return k
+}
+
+// fillBench returns a memtable holding n benchmark entries added in random
+// key order, seqs 1..n.
+func fillBench(b *testing.B, n int) *Memtable {
+	b.Helper()
+	m := New(n * MaxNodeSize(benchKeyLen, benchValueLen))
+	k, v := make([]byte, benchKeyLen), make([]byte, benchValueLen)
+	for i := 0; i < n; i++ {
+		if err := m.Add(base.MakeInternalKey(benchKey(k, uint64(i), true), uint64(i+1), base.KindSet), v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return m
+}
+
+func BenchmarkAdd(b *testing.B) {
+	for _, random := range []bool{true, false} {
+		order := map[bool]string{true: "random", false: "sequential"}[random]
+		b.Run(fmt.Sprintf("key=%d/value=%d/order=%s", benchKeyLen, benchValueLen, order), func(b *testing.B) {
+			k, v := make([]byte, benchKeyLen), make([]byte, benchValueLen)
+			m := New(benchArena)
+			var arenaBytes, entries int // over the memtables filled before m
+			b.ReportAllocs()
+			b.SetBytes(benchKeyLen + benchValueLen)
+			for i := 0; b.Loop(); i++ {
+				key := base.MakeInternalKey(benchKey(k, uint64(i), random), uint64(i+1), base.KindSet)
+				err := m.Add(key, v)
+				if err != nil {
+					// Rotate, as the engine does, outside the timer.
+					b.StopTimer()
+					arenaBytes, entries = arenaBytes+m.Size()-EmptySize, entries+m.Len()
+					m = New(benchArena)
+					err = m.Add(key, v)
+					b.StartTimer()
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			arenaBytes, entries = arenaBytes+m.Size()-EmptySize, entries+m.Len()
+			b.ReportMetric(float64(arenaBytes)/float64(entries), "arena-B/entry")
+		})
+	}
+}
+
+func BenchmarkGet(b *testing.B) {
+	b.Run(fmt.Sprintf("entries=%d/key=%d/value=%d", benchEntries, benchKeyLen, benchValueLen), func(b *testing.B) {
+		m := fillBench(b, benchEntries)
+		k := make([]byte, benchKeyLen)
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			// Visit the entries in a scattered order: 7919 is prime, so
+			// i*7919 mod n runs through every index.
+			j := uint64(i) * 7919 % benchEntries
+			if _, _, found := m.Get(benchKey(k, j, true), base.SeqMax); !found {
+				b.Fatalf("key %d not found", j)
+			}
+		}
+		b.ReportMetric(float64(m.Size()-EmptySize)/float64(m.Len()), "arena-B/entry")
+	})
+}
+
+// BenchmarkIterate measures one step (Next or Prev) of a full scan; a
+// scan that runs off the end starts again.
+func BenchmarkIterate(b *testing.B) {
+	for _, dir := range []string{"forward", "backward"} {
+		b.Run(fmt.Sprintf("entries=%d/key=%d/value=%d/dir=%s", benchEntries, benchKeyLen, benchValueLen, dir), func(b *testing.B) {
+			m := fillBench(b, benchEntries)
+			it := m.NewIter(nil, nil)
+			start, step := it.First, it.Next
+			if dir == "backward" {
+				start, step = it.Last, it.Prev
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if !step() && !start() {
+					b.Fatal("empty memtable")
+				}
+			}
+			b.ReportMetric(float64(m.Size()-EmptySize)/float64(m.Len()), "arena-B/entry")
+		})
+	}
+}
