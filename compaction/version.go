@@ -3,7 +3,6 @@ package compaction
 import (
 	"bytes"
 	"fmt"
-	"slices"
 
 	"github.com/kvs-lab/kvs/internal/base"
 )
@@ -134,11 +133,4 @@ func totalSize(tables []*TableMeta) int64 {
 		n += t.Size
 	}
 	return n
-}
-
-// sortedBySmallest returns a copy of tables sorted by smallest user key.
-func sortedBySmallest(tables []*TableMeta) []*TableMeta {
-	out := slices.Clone(tables)
-	slices.SortFunc(out, func(a, b *TableMeta) int { return base.InternalCompare(a.Smallest, b.Smallest) })
-	return out
 }

@@ -23,8 +23,9 @@ func TestIteratorOnEmptyMemtable(t *testing.T) {
 	if k := it.Key(); k.UserKey != nil || k.Trailer != 0 || it.Value() != nil || it.Error() != nil {
 		t.Errorf("unpositioned iterator: Key %v, Value %q, Error %v", k, it.Value(), it.Error())
 	}
-	if it.Close() != nil || it.Close() != nil {
-		t.Error("Close returned an error")
+	first, second := it.Close(), it.Close()
+	if first != nil || second != nil {
+		t.Errorf("Close twice returned %v, %v", first, second)
 	}
 }
 

@@ -363,7 +363,11 @@ func TestIteratorAfterClose(t *testing.T) {
 	if !it.First() {
 		t.Fatal("no first entry")
 	}
-	if it.Close() != nil || it.Close() != nil || it.Next() || it.First() || it.Valid() {
+	first, second := it.Close(), it.Close()
+	if first != nil || second != nil {
+		t.Fatalf("Close twice returned %v, %v", first, second)
+	}
+	if it.Next() || it.First() || it.Valid() {
 		t.Fatal("iterator moves after Close")
 	}
 	if _, err := r.NewIter([]byte("b"), []byte("a")); err == nil {
