@@ -164,9 +164,7 @@ func readCurrent(fsys vfs.FS, dir string) (uint64, error) {
 }
 
 // replayManifest rebuilds the version state from the MANIFEST that CURRENT
-// names. A torn tail (an edit whose append never returned) is dropped with
-// a warning; damage before it is a *kvs.CorruptionError naming the file and
-// the record's offset.
+// names (see ReadManifest), logging a torn tail once.
 func replayManifest(fsys vfs.FS, dir string, log *logrus.Entry) (versionState, uint64, error) {
 	st := versionState{version: &compaction.Version{}}
 	num, err := readCurrent(fsys, dir)
@@ -174,37 +172,63 @@ func replayManifest(fsys vfs.FS, dir string, log *logrus.Entry) (versionState, u
 		return st, 0, err
 	}
 	path := fsys.PathJoin(dir, manifestName(num))
-	f, err := fsys.Open(path)
+	v, torn, err := ReadManifest(fsys, path, num, func(_ int64, e *VersionEdit, _ *compaction.Version) { st.absorb(e) })
 	if err != nil {
-		return st, 0, fmt.Errorf("kvs/lsm: CURRENT names %s: %w", manifestName(num), err)
+		return st, 0, err
 	}
-	defer f.Close()
-	r := wal.NewReader(f, path, num)
-	for n := 0; ; n++ {
-		rec, err := r.Next()
-		if err == io.EOF {
-			if n == 0 {
-				return st, 0, kvs.Corruptf(path, 0, "the MANIFEST holds no version edit")
-			}
-			break
-		}
-		if err != nil {
-			return st, 0, err
-		}
-		e, err := DecodeVersionEdit(rec)
-		if err != nil {
-			return st, 0, kvs.Corruptf(path, r.Offset(), "%v", err)
-		}
-		v, err := e.Apply(st.version)
-		if err != nil {
-			return st, 0, kvs.Corruptf(path, r.Offset(), "%v", err)
-		}
-		st.version = v
-		st.absorb(e)
-	}
-	if t, ok := r.TornTail(); ok {
-		log.WithFields(logrus.Fields{"file": path, "offset": t.Offset, "bytes": t.Bytes, "reason": t.Reason}).
+	st.version = v
+	if torn != nil {
+		log.WithFields(logrus.Fields{"file": path, "offset": torn.Offset, "bytes": torn.Bytes, "reason": torn.Reason}).
 			Warn("dropped the torn tail of the MANIFEST: an edit a crash interrupted")
 	}
 	return st, num, nil
+}
+
+// ReadManifest replays the MANIFEST at path, whose log number is num: it
+// decodes each version edit, applies it to the version so far and calls fn
+// (when not nil) with the edit's offset, the edit and the version it
+// produced. It returns the final version and, when the file ends in a torn
+// tail (an edit whose append never returned), what was dropped. An edit
+// that does not decode or does not apply, damage before the tail, and a
+// MANIFEST without a single edit are each a *kvs.CorruptionError naming
+// the file and offset. The engine replays with it at Open; `kvs inspect`
+// prints with it.
+func ReadManifest(fsys vfs.FS, path string, num uint64, fn func(offset int64, e *VersionEdit, v *compaction.Version)) (*compaction.Version, *wal.TornTail, error) {
+	v := &compaction.Version{}
+	f, err := fsys.Open(path)
+	if err != nil {
+		return v, nil, fmt.Errorf("kvs/lsm: open MANIFEST: %w", err)
+	}
+	defer f.Close()
+	r := wal.NewReader(f, path, num)
+	edits := 0
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return v, nil, err
+		}
+		e, err := DecodeVersionEdit(rec)
+		if err != nil {
+			return v, nil, kvs.Corruptf(path, r.Offset(), "%v", err)
+		}
+		next, err := e.Apply(v)
+		if err != nil {
+			return v, nil, kvs.Corruptf(path, r.Offset(), "%v", err)
+		}
+		v = next
+		edits++
+		if fn != nil {
+			fn(r.Offset(), e, v)
+		}
+	}
+	if edits == 0 {
+		return v, nil, kvs.Corruptf(path, 0, "the MANIFEST holds no version edit")
+	}
+	if t, ok := r.TornTail(); ok {
+		return v, &t, nil
+	}
+	return v, nil, nil
 }

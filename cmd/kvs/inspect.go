@@ -42,15 +42,22 @@ type recordJSON struct {
 
 func newInspectCmd(g *globals) *cobra.Command {
 	var limit int
-	var summary bool
+	var summary, keys bool
 	cmd := &cobra.Command{
 		Use:   "inspect [PATH]",
-		Short: "Dump a segment or hint file record by record, or summarise a directory",
+		Short: "Dump an engine file (segment, hint, table, WAL, MANIFEST) or summarise a directory",
 		Long: `inspect reads the files an engine wrote, without opening the engine (it
 takes no lock, so it works beside a running engine and on a damaged directory).
 
 A segment (NNNNNN.data) or hint file (NNNNNN.hint) is listed record by record:
 offset, size, sequence number, type, checksum status, key and value size.
+
+LSM files are recognised by name: a table (NNNNNN.sst) prints its properties
+and block table, and its entries with --keys or --limit; a write-ahead log
+(NNNNNN.log) prints one line per batch with its entries; a MANIFEST-NNNNNN
+(or CURRENT, which names one) prints each version edit and the version they
+add up to. A torn log tail is a note, not an error.
+
 A directory (PATH, or --dir) is summarised a file at a time. A damaged file
 makes the command exit 1 after printing everything it could read.`,
 		Args: cobra.MaximumNArgs(1),
@@ -70,13 +77,20 @@ makes the command exit 1 after printing everything it could read.`,
 				return fmt.Errorf("kvs: %w", err)
 			}
 			if st.IsDir() {
+				if isLSMDir(path) {
+					return inspectLSMDir(cmd.OutOrStdout(), path, g.json)
+				}
 				return inspectDir(cmd.OutOrStdout(), path, g.json)
+			}
+			if _, kind := parseLSMName(filepath.Base(path)); kind.inspectable() {
+				return inspectLSMFile(cmd.OutOrStdout(), path, lsmInspectOptions{json: g.json, limit: limit, keys: keys, summary: summary})
 			}
 			return inspectFile(cmd.OutOrStdout(), path, g.json, limit, summary)
 		},
 	}
-	cmd.Flags().IntVar(&limit, "limit", 0, "list at most this many records (0: all)")
+	cmd.Flags().IntVar(&limit, "limit", 0, "list at most this many records, or table entries (0: all)")
 	cmd.Flags().BoolVar(&summary, "summary", false, "print only the file's summary line")
+	cmd.Flags().BoolVar(&keys, "keys", false, "list a table's entries (a table lists them by default only with --limit)")
 	return cmd
 }
 
