@@ -135,3 +135,20 @@ func FuzzDecodeVersionEdit(f *testing.F) {
 		_, _ = e.Apply(&compaction.Version{}) // must not panic
 	})
 }
+
+// TestManifestWorkedExample pins the example in docs/formats/manifest.md.
+func TestManifestWorkedExample(t *testing.T) {
+	e := &VersionEdit{LogNumber: 4, NextFileNumber: 6, LastSeq: 100, Deleted: []DeletedTable{{Level: 0, FileNum: 3}},
+		Added: []NewTable{{Level: 1, Meta: &compaction.TableMeta{FileNum: 5, Size: 4096,
+			Smallest: base.MakeInternalKey([]byte("a"), 7, base.KindSet), Largest: base.MakeInternalKey([]byte("m"), 2, base.KindDelete),
+			SmallestSeq: 2, LargestSeq: 7}}}}
+	want := []byte{
+		0x01, 0x04, 0x02, 0x06, 0x03, 0x64, 0x04, 0x00, 0x03, 0x05, 0x01, 0x05, 0x80, 0x20,
+		0x09, 0x61, 0x01, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+		0x09, 0x6d, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+		0x02, 0x07,
+	}
+	if got := e.Encode(nil); !bytes.Equal(got, want) {
+		t.Fatalf("encoding changed: the doc's example is\n% x\nthe code writes\n% x", want, got)
+	}
+}
