@@ -1,0 +1,455 @@
+package lsm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kvs-lab/kvs"
+	"github.com/kvs-lab/kvs/compaction"
+	"github.com/kvs-lab/kvs/internal/vfs"
+	"github.com/kvs-lab/kvs/sstable"
+	"github.com/kvs-lab/kvs/wal"
+	"github.com/sirupsen/logrus"
+)
+
+// engineName is the name written to the ENGINE file.
+const engineName = "lsm"
+
+// Files in an LSM directory. Numbered files share one counter
+// (versionState.nextFileNumber), so a number names one file for good.
+const (
+	lockFile      = "LOCK"
+	engineTmpFile = kvs.EngineFile + ".tmp"
+	currentTmp    = currentFile + ".tmp"
+	logSuffix     = ".log"
+	tableSuffix   = ".sst"
+)
+
+func logName(num uint64) string   { return fmt.Sprintf("%06d%s", num, logSuffix) }
+func tableName(num uint64) string { return fmt.Sprintf("%06d%s", num, tableSuffix) }
+
+// fileKind says what a file name in the directory is.
+type fileKind uint8
+
+const (
+	fileUnknown fileKind = iota
+	fileLog
+	fileTable
+	fileManifest
+	fileOther // CURRENT, CURRENT.tmp, LOCK, ENGINE, ENGINE.tmp
+)
+
+// parseFileName returns the kind of name and, for numbered files, its
+// number.
+func parseFileName(name string) (uint64, fileKind) {
+	switch name {
+	case currentFile, currentTmp, lockFile, kvs.EngineFile, engineTmpFile:
+		return 0, fileOther
+	}
+	number := func(s string) (uint64, bool) {
+		n, err := strconv.ParseUint(s, 10, 64)
+		return n, err == nil && len(s) >= 6 && s[0] != '+'
+	}
+	if s, ok := strings.CutPrefix(name, manifestPrefix); ok {
+		if n, ok := number(s); ok {
+			return n, fileManifest
+		}
+	}
+	if s, ok := strings.CutSuffix(name, logSuffix); ok {
+		if n, ok := number(s); ok {
+			return n, fileLog
+		}
+	}
+	if s, ok := strings.CutSuffix(name, tableSuffix); ok {
+		if n, ok := number(s); ok {
+			return n, fileTable
+		}
+	}
+	return 0, fileUnknown
+}
+
+// DB is an LSM engine open on one directory. It implements kvs.Engine;
+// every method is safe for concurrent use.
+//
+// Locks, in the order they are taken:
+//
+//   - closeMu (read) is held by every call for its whole duration, (write)
+//     by Close, so Close waits for calls in flight.
+//   - commitMu serializes writers: sequence numbers are assigned, the WAL
+//     record appended, the memtable filled and the visible sequence
+//     number published under it, so WAL order, sequence order and
+//     visibility order agree.
+//   - jobMu serializes flushes and compactions (the background goroutine
+//     and Compact), and with them every MANIFEST edit.
+//   - mu guards the memtables, the WAL writer, the current read state,
+//     the table set, the file number counter and the failure; it is held
+//     only briefly and never across I/O.
+type DB struct {
+	dir  string
+	fs   vfs.FS
+	opts *kvs.Options
+	lo   *Options
+	log  *logrus.Entry
+	lock io.Closer
+
+	cache  *sstable.Cache
+	picker *compaction.Leveled // jobMu
+	// copts are the picker's options, defaults filled in; read anywhere.
+	copts compaction.Options
+
+	closeMu sync.RWMutex
+	closed  atomic.Bool
+
+	commitMu sync.Mutex
+	// visibleSeq is the sequence number readers see up to: every batch
+	// with a sequence number at or below it is wholly in the memtables
+	// (or flushed from them).
+	visibleSeq atomic.Uint64
+	// nextSeq is the sequence number the next batch's first entry gets
+	// (commitMu).
+	nextSeq uint64
+
+	jobMu    sync.Mutex
+	manifest *manifest // jobMu (and Open)
+	// merged lists the tables the last compaction wrote (jobMu).
+	merged []uint64
+
+	mu sync.Mutex
+	// walw is the WAL of the mutable memtable.
+	walw *wal.Writer
+	// rs is the current read state: mutable and immutable memtables and
+	// the tables of the current version.
+	rs *readState
+	// tables maps the file number of every table of the current version
+	// to its handle.
+	tables      map[uint64]*table
+	nextFileNum uint64
+	// snapshots are the open snapshots.
+	snapshots map[*snapshot]struct{}
+	// stall wakes writers waiting for a flush or compaction; bgWork
+	// wakes the background goroutine waiting for work.
+	stall     *sync.Cond
+	bgWork    *sync.Cond
+	bgClosing bool
+	// gen counts read state changes; the background goroutine uses it to
+	// tell whether anything changed since it last found no work.
+	gen     int
+	bgDone  chan struct{}
+	failErr error
+	// levelStats accumulates per-level compaction counters.
+	levelStats [compaction.NumLevels]kvs.LevelStats
+
+	stats struct {
+		gets, diskReads, syncs             atomic.Int64
+		userBytesWritten, diskBytesWritten atomic.Int64
+		compactions, compactionNanos       atomic.Int64
+		compactionRead, compactionWritten  atomic.Int64
+		flushes                            atomic.Int64
+		stallNanos                         atomic.Int64
+	}
+}
+
+var _ kvs.Engine = (*DB)(nil)
+
+// Open opens the LSM engine in dir with default LSM options. See OpenWith.
+func Open(dir string, opts *kvs.Options) (*DB, error) { return OpenWith(dir, opts, nil) }
+
+// OpenWith opens the LSM engine in dir, creating the directory if it is
+// missing (unless opts.ErrorIfNotExist), and recovers it: the MANIFEST
+// gives the tables, the WALs it does not cover are replayed and flushed to
+// L0 (see recover.go). opts and lo may be nil; OpenWith works on copies.
+// Errors: kvs.ErrLocked when another engine holds dir, kvs.ErrNotKVSDir
+// for a directory holding files the engine did not write or another
+// engine's, a *kvs.CorruptionError for damaged files.
+func OpenWith(dir string, opts *kvs.Options, lo *Options) (*DB, error) {
+	opts = opts.Clone().EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("kvs/lsm: open %s: %w", dir, err)
+	}
+	if lo == nil {
+		lo = &Options{}
+	} else {
+		c := *lo
+		lo = &c
+	}
+	if err := lo.Validate(); err != nil {
+		return nil, fmt.Errorf("kvs/lsm: open %s: %w", dir, err)
+	}
+	lo.EnsureDefaults()
+	if lo.L0StopTrigger < lo.Compaction.L0CompactionTrigger {
+		// NB: writers stopped by L0 would wait for a compaction that
+		// never comes.
+		return nil, fmt.Errorf("kvs/lsm: open %s: option L0StopTrigger %d is below Compaction.L0CompactionTrigger %d",
+			dir, lo.L0StopTrigger, lo.Compaction.L0CompactionTrigger)
+	}
+	fsys := opts.FS
+	if err := prepareDir(fsys, dir, opts.ErrorIfNotExist); err != nil {
+		return nil, err
+	}
+	// Refuse a foreign directory before Lock creates LOCK in it.
+	names, err := fsys.List(dir)
+	if err != nil {
+		return nil, fmt.Errorf("kvs/lsm: open %s: %w", dir, err)
+	}
+	for _, name := range names {
+		if _, kind := parseFileName(name); kind == fileUnknown {
+			return nil, fmt.Errorf("kvs/lsm: open %s: %w: %s is not a file the lsm engine writes (kvs never deletes it)",
+				dir, kvs.ErrNotKVSDir, fsys.PathJoin(dir, name))
+		}
+	}
+	lock, err := fsys.Lock(fsys.PathJoin(dir, lockFile))
+	if err != nil {
+		if errors.Is(err, vfs.ErrLocked) {
+			return nil, fmt.Errorf("kvs/lsm: open %s: %w (%v)", dir, kvs.ErrLocked, err)
+		}
+		return nil, fmt.Errorf("kvs/lsm: open %s: lock: %w", dir, err)
+	}
+	db := &DB{
+		dir:       dir,
+		fs:        fsys,
+		opts:      opts,
+		lo:        lo,
+		log:       opts.Logger.WithFields(logrus.Fields{"engine": engineName, "dir": dir}),
+		lock:      lock,
+		cache:     sstable.NewCache(lo.BlockCacheBytes),
+		picker:    compaction.NewLeveled(lo.Compaction),
+		copts:     *lo.Compaction.EnsureDefaults(),
+		tables:    map[uint64]*table{},
+		snapshots: map[*snapshot]struct{}{},
+		bgDone:    make(chan struct{}),
+	}
+	db.stall = sync.NewCond(&db.mu)
+	db.bgWork = sync.NewCond(&db.mu)
+	for level := range db.levelStats {
+		db.levelStats[level].Level = level
+	}
+	if err := db.checkEngineFile(names); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	if err := db.recover(); err != nil {
+		db.closeFiles()
+		lock.Close()
+		return nil, err
+	}
+	go db.background()
+	db.log.Info("opened")
+	return db, nil
+}
+
+// prepareDir makes sure dir exists and is a directory, creating it (and
+// syncing every new directory's parent) when it is missing.
+func prepareDir(fsys vfs.FS, dir string, errorIfNotExist bool) error {
+	st, err := fsys.Stat(dir)
+	switch {
+	case err == nil && !st.IsDir():
+		return fmt.Errorf("kvs/lsm: open %s: %w: it is a file, not a directory", dir, kvs.ErrNotKVSDir)
+	case err == nil:
+		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("kvs/lsm: open %s: %w", dir, err)
+	case errorIfNotExist:
+		return fmt.Errorf("kvs/lsm: open %s: directory does not exist (ErrorIfNotExist is set): %w", dir, err)
+	}
+	// Note the directories MkdirAll will create, top down: each is a new
+	// entry of its parent, and a crash forgets an entry whose parent was
+	// not synced, with everything under it.
+	var created []string
+	for d := dir; ; {
+		created = append(created, d)
+		parent := fsys.PathDir(d)
+		if parent == d {
+			break
+		}
+		if _, err := fsys.Stat(parent); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("kvs/lsm: open %s: %w", dir, err)
+		}
+		d = parent
+	}
+	slices.Reverse(created)
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("kvs/lsm: create %s: %w", dir, err)
+	}
+	for _, d := range created {
+		if err := vfs.SyncDir(fsys, fsys.PathDir(d)); err != nil {
+			return fmt.Errorf("kvs/lsm: create %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// checkEngineFile checks that the ENGINE file names lsm, writing it when
+// the directory is new.
+func (db *DB) checkEngineFile(names []string) error {
+	if slices.Contains(names, kvs.EngineFile) {
+		name, err := kvs.DetectEngine(db.fs, db.dir)
+		if err != nil {
+			return fmt.Errorf("kvs/lsm: open %s: %w", db.dir, err)
+		}
+		if name != engineName {
+			return fmt.Errorf("kvs/lsm: open %s: %w: it holds a %q engine", db.dir, kvs.ErrNotKVSDir, name)
+		}
+		return nil
+	}
+	for _, name := range names {
+		if _, kind := parseFileName(name); kind == fileLog || kind == fileTable || kind == fileManifest || name == currentFile {
+			// ENGINE is written, durably, before any other file.
+			return fmt.Errorf("kvs/lsm: open %s: %w: it holds %s but no %s file", db.dir, kvs.ErrNotKVSDir, name, kvs.EngineFile)
+		}
+	}
+	// A new directory: make its entry in the parent durable (whoever
+	// created it), then record the engine.
+	if err := vfs.SyncDir(db.fs, db.fs.PathDir(db.dir)); err != nil {
+		return fmt.Errorf("kvs/lsm: open %s: %w", db.dir, err)
+	}
+	if err := kvs.WriteEngineFile(db.fs, db.dir, engineName); err != nil {
+		return fmt.Errorf("kvs/lsm: open %s: %w", db.dir, err)
+	}
+	db.stats.diskBytesWritten.Add(int64(len(engineName) + 1))
+	return nil
+}
+
+// path returns the path of name in the engine's directory.
+func (db *DB) path(name string) string { return db.fs.PathJoin(db.dir, name) }
+
+// fail records err as the engine's sticky failure, if it is the first, and
+// returns the error writers get from now on. After a write or fsync of the
+// WAL or the MANIFEST fails, the engine cannot know what reached the disk
+// (a failed fsync may have dropped dirty pages), so it stops acknowledging
+// writes; recovery at the next Open sorts out what survived. db.mu must
+// not be held.
+func (db *DB) fail(err error) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.failLocked(err)
+}
+
+// failLocked is fail with db.mu held.
+func (db *DB) failLocked(err error) error {
+	if db.failErr == nil {
+		db.failErr = fmt.Errorf("kvs/lsm: %w: %w", kvs.ErrFailed, err)
+		db.log.WithError(err).Error("write failed; refusing further writes until reopened")
+		db.stall.Broadcast()
+		db.bgWork.Broadcast()
+	}
+	return db.failErr
+}
+
+// failure returns the sticky failure, or nil.
+func (db *DB) failure() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.failErr
+}
+
+// Close stops the background work (waiting for a flush or compaction in
+// progress), syncs and closes the WAL and the MANIFEST, closes the tables
+// and releases the directory lock. The memtables are not flushed: their
+// WAL is replayed at the next Open. Calls after Close, a second Close
+// included, return kvs.ErrClosed; snapshots and iterators still open are
+// cut off the same way. Close returns the sticky failure, if the engine
+// had one, or the error of the final sync.
+func (db *DB) Close() error {
+	// Wake stalled writers and the background goroutine first: Close
+	// waits for the calls in flight, and a stalled writer would otherwise
+	// wait for a flush forever.
+	if db.closed.Swap(true) {
+		return kvs.ErrClosed
+	}
+	db.mu.Lock()
+	db.bgClosing = true
+	db.stall.Broadcast()
+	db.bgWork.Broadcast()
+	db.mu.Unlock()
+	<-db.bgDone
+	db.closeMu.Lock()
+	defer db.closeMu.Unlock()
+
+	err := db.failure()
+	db.commitMu.Lock()
+	db.mu.Lock()
+	w := db.walw
+	db.mu.Unlock()
+	if werr := w.Close(); werr != nil && err == nil {
+		err = fmt.Errorf("kvs/lsm: close: %w", werr)
+	}
+	db.commitMu.Unlock()
+	db.jobMu.Lock()
+	if merr := db.manifest.close(); merr != nil && err == nil {
+		err = fmt.Errorf("kvs/lsm: close: %w", merr)
+	}
+	db.jobMu.Unlock()
+	db.closeFiles()
+	if lerr := db.lock.Close(); lerr != nil && err == nil {
+		err = fmt.Errorf("kvs/lsm: close: release lock: %w", lerr)
+	}
+	db.log.Info("closed")
+	return err
+}
+
+// closeFiles drops the engine's reference to the current read state; the
+// tables close once the snapshots and iterators still holding them let go.
+// Nothing is deleted after this: db.closed is set.
+func (db *DB) closeFiles() {
+	db.mu.Lock()
+	rs := db.rs
+	db.rs = nil
+	db.mu.Unlock()
+	if rs != nil {
+		rs.unref()
+	}
+}
+
+// Stats returns the engine's counters and the layout of its levels. It
+// works after Close too, reporting the final figures. LiveKeys, LiveBytes
+// and IndexBytes are not tracked yet (live figures would need a scan) and
+// stay 0; BytesOnDisk counts the tables and the current WAL.
+func (db *DB) Stats() kvs.Stats {
+	s := kvs.Stats{
+		Engine:                 engineName,
+		UserBytesWritten:       db.stats.userBytesWritten.Load(),
+		DiskBytesWritten:       db.stats.diskBytesWritten.Load(),
+		Gets:                   db.stats.gets.Load(),
+		DiskReads:              db.stats.diskReads.Load(),
+		Syncs:                  db.stats.syncs.Load(),
+		Compactions:            db.stats.compactions.Load(),
+		CompactionTime:         time.Duration(db.stats.compactionNanos.Load()),
+		CompactionBytesRead:    db.stats.compactionRead.Load(),
+		CompactionBytesWritten: db.stats.compactionWritten.Load(),
+		StallTime:              time.Duration(db.stats.stallNanos.Load()),
+		BytesOnDisk:            int64(len(engineName) + 1),
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	s.Levels = make([]kvs.LevelStats, compaction.NumLevels)
+	copy(s.Levels, db.levelStats[:])
+	if db.rs != nil {
+		v := db.rs.version()
+		scores := compaction.Scores(v, db.copts)
+		for level, tables := range db.rs.levels {
+			s.Levels[level].Files = len(tables)
+			s.Levels[level].Score = scores[level]
+			for _, t := range tables {
+				s.Levels[level].Bytes += t.meta.Size
+				s.BytesOnDisk += t.meta.Size
+			}
+		}
+	}
+	if db.walw != nil {
+		s.BytesOnDisk += db.walw.Size()
+		ws := db.walw.Stats()
+		s.DiskBytesWritten += ws.Bytes
+		s.Syncs += ws.Syncs
+	}
+	return s
+}

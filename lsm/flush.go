@@ -1,0 +1,284 @@
+package lsm
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/kvs-lab/kvs/compaction"
+	"github.com/kvs-lab/kvs/internal/base"
+	"github.com/kvs-lab/kvs/internal/vfs"
+	"github.com/kvs-lab/kvs/memtable"
+	"github.com/kvs-lab/kvs/sstable"
+	"github.com/sirupsen/logrus"
+)
+
+// tableBuilder writes one new table and computes its metadata.
+type tableBuilder struct {
+	db   *DB
+	path string
+	w    *sstable.Writer
+	meta *compaction.TableMeta
+	n    int
+}
+
+// newTableBuilder creates table num.
+func (db *DB) newTableBuilder(num uint64) (*tableBuilder, error) {
+	path := db.path(tableName(num))
+	f, err := db.fs.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("kvs/lsm: create %s: %w", path, err)
+	}
+	return &tableBuilder{db: db, path: path, w: sstable.NewWriter(f, db.lo.Table), meta: &compaction.TableMeta{FileNum: num}}, nil
+}
+
+// add appends an entry; entries come in increasing internal key order.
+func (b *tableBuilder) add(k base.InternalKey, v []byte) error {
+	if err := b.w.Add(k, v); err != nil {
+		return fmt.Errorf("kvs/lsm: write %s: %w", b.path, err)
+	}
+	m := b.meta
+	if b.n == 0 {
+		m.Smallest = k.Clone()
+		m.SmallestSeq, m.LargestSeq = k.Seq(), k.Seq()
+	}
+	m.SmallestSeq = min(m.SmallestSeq, k.Seq())
+	m.LargestSeq = max(m.LargestSeq, k.Seq())
+	b.n++
+	return nil
+}
+
+// finish closes (and syncs) the table and syncs the directory, so the
+// table is durable before any MANIFEST edit names it.
+func (b *tableBuilder) finish() (*compaction.TableMeta, error) {
+	props, err := b.w.Close()
+	if err != nil {
+		b.db.fs.Remove(b.path)
+		return nil, fmt.Errorf("kvs/lsm: finish %s: %w", b.path, err)
+	}
+	b.meta.Largest = props.Largest
+	if err := vfs.SyncDir(b.db.fs, b.db.dir); err != nil {
+		b.db.fs.Remove(b.path)
+		return nil, err
+	}
+	st, err := b.db.fs.Stat(b.path)
+	if err != nil {
+		return nil, fmt.Errorf("kvs/lsm: stat %s: %w", b.path, err)
+	}
+	b.meta.Size = st.Size()
+	b.db.stats.diskBytesWritten.Add(b.meta.Size)
+	b.db.stats.syncs.Add(1)
+	return b.meta, nil
+}
+
+// abandon closes and deletes an unfinished table.
+func (b *tableBuilder) abandon() {
+	b.w.Close()
+	b.db.fs.Remove(b.path)
+}
+
+// writeTable writes the entries of it to table num and returns the
+// table's metadata, or nil when it is empty (no file is left then).
+func (db *DB) writeTable(it base.InternalIterator, num uint64) (*compaction.TableMeta, error) {
+	defer it.Close()
+	if !it.First() {
+		return nil, it.Error()
+	}
+	b, err := db.newTableBuilder(num)
+	if err != nil {
+		return nil, err
+	}
+	for ok := true; ok; ok = it.Next() {
+		if err := b.add(it.Key(), it.Value()); err != nil {
+			b.abandon()
+			return nil, err
+		}
+	}
+	if err := it.Error(); err != nil {
+		b.abandon()
+		return nil, err
+	}
+	return b.finish()
+}
+
+// newMemSource returns an iterator over every entry of m.
+func newMemSource(m *memtable.Memtable) base.InternalIterator { return m.NewIter(nil, nil) }
+
+// openTable opens the table meta describes.
+func (db *DB) openTable(meta *compaction.TableMeta) (*table, error) {
+	path := db.path(tableName(meta.FileNum))
+	f, err := db.fs.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("kvs/lsm: open table: %w", err)
+	}
+	r, err := sstable.Open(f, path, meta.Size, sstable.ReaderOptions{Cache: db.cache})
+	if err != nil {
+		return nil, err
+	}
+	return &table{db: db, meta: meta, r: r}, nil
+}
+
+// retire closes a table no reader holds any more and, if an edit removed
+// it from the version, deletes its file. Nothing is deleted once the
+// engine is closed: the directory may belong to a new Open by then.
+func (db *DB) retire(t *table) {
+	t.r.Close()
+	db.cache.EvictTable(t.r.CacheID())
+	if !t.obsolete.Load() || db.closed.Load() {
+		return
+	}
+	if err := db.fs.Remove(db.path(tableName(t.meta.FileNum))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		db.log.WithError(err).Warn("cannot delete an obsolete table; the next open will")
+	}
+}
+
+// background runs flushes and compactions, one at a time, until Close or
+// a failure. Flushes come first: writers wait for them.
+func (db *DB) background() {
+	defer close(db.bgDone)
+	idleAt := -1 // the generation at which there was nothing to do
+	db.mu.Lock()
+	for {
+		for !db.bgClosing && db.failErr == nil && (db.gen == idleAt || !db.needsWorkLocked()) {
+			db.bgWork.Wait()
+		}
+		if db.bgClosing || db.failErr != nil {
+			db.mu.Unlock()
+			return
+		}
+		gen := db.gen
+		db.mu.Unlock()
+		db.jobMu.Lock()
+		did, err := db.doWork()
+		db.jobMu.Unlock()
+		db.mu.Lock()
+		if err != nil {
+			db.failLocked(err)
+		}
+		if !did {
+			idleAt = gen
+		}
+	}
+}
+
+// needsWorkLocked reports whether a flush or a compaction is due. db.mu is
+// held.
+func (db *DB) needsWorkLocked() bool {
+	if len(db.rs.imm) > 0 {
+		return true
+	}
+	if db.lo.DisableAutomaticCompactions {
+		return false
+	}
+	for _, s := range compaction.Scores(db.rs.version(), db.copts) {
+		if s >= 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// doWork runs one flush, or else one picked compaction, and reports
+// whether it did anything. jobMu is held.
+func (db *DB) doWork() (bool, error) {
+	db.mu.Lock()
+	flush := len(db.rs.imm) > 0
+	v := db.rs.version()
+	db.mu.Unlock()
+	if flush {
+		return true, db.flushOldest()
+	}
+	if db.lo.DisableAutomaticCompactions {
+		return false, nil
+	}
+	c := db.picker.Pick(v, nil)
+	if c == nil {
+		return false, nil
+	}
+	return true, db.runCompaction(c)
+}
+
+// flushOldest writes the oldest immutable memtable to an L0 table and
+// records it in the MANIFEST with a log number past its WAL, which is then
+// deleted. jobMu is held.
+func (db *DB) flushOldest() error {
+	start := time.Now()
+	db.mu.Lock()
+	imm := db.rs.imm
+	m := imm[len(imm)-1]
+	// The next WAL still needed is the one of the next newer memtable.
+	nextLog := db.rs.mem.logNum
+	if len(imm) > 1 {
+		nextLog = imm[len(imm)-2].logNum
+	}
+	num := db.nextFileNum
+	db.nextFileNum++
+	db.mu.Unlock()
+
+	meta, err := db.writeTable(newMemSource(m.Memtable), num)
+	if err != nil {
+		return err
+	}
+	var t *table
+	edit := &VersionEdit{LogNumber: nextLog}
+	if meta != nil {
+		if t, err = db.openTable(meta); err != nil {
+			db.fs.Remove(db.path(tableName(num)))
+			return err
+		}
+		edit.Added = []NewTable{{Level: 0, Meta: meta}}
+		edit.LastSeq = meta.LargestSeq
+	}
+	db.mu.Lock()
+	edit.NextFileNumber = db.nextFileNum
+	db.mu.Unlock()
+	st, err := db.manifest.apply(edit)
+	if err != nil {
+		if t != nil {
+			t.r.Close()
+		}
+		return err
+	}
+	db.mu.Lock()
+	if t != nil {
+		db.tables[meta.FileNum] = t
+		db.levelStats[0].BytesWritten += meta.Size
+	}
+	cur := db.rs.imm // NB: rotations may have added newer memtables since
+	db.installLocked(st.version, db.rs.mem, cur[:len(cur)-1])
+	db.mu.Unlock()
+	db.stats.flushes.Add(1)
+	db.stats.diskBytesWritten.Add(int64(len(edit.Encode(nil))))
+	// The edit is durable: the flushed memtable's WAL is garbage.
+	if err := db.fs.Remove(db.path(logName(m.logNum))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		db.log.WithError(err).Warn("cannot delete a flushed WAL; the next open will")
+	}
+	fields := logrus.Fields{"wal": logName(m.logNum), "duration": time.Since(start)}
+	if meta != nil {
+		fields["table"], fields["bytes"] = tableName(num), meta.Size
+	}
+	db.log.WithFields(fields).Info("flushed memtable")
+	return nil
+}
+
+// installLocked makes a read state of the memtables and the tables of v
+// (found in db.tables) current, and wakes stalled writers. db.mu is held.
+func (db *DB) installLocked(v *compaction.Version, mem *memTable, imm []*memTable) {
+	var levels [compaction.NumLevels][]*table
+	for level, metas := range v.Levels {
+		for _, meta := range metas {
+			t := db.tables[meta.FileNum]
+			if t == nil {
+				panic(fmt.Sprintf("kvs/lsm: version holds table %06d, which is not open", meta.FileNum))
+			}
+			levels[level] = append(levels[level], t)
+		}
+	}
+	old := db.rs
+	db.rs = newReadState(mem, imm, levels)
+	old.unref()
+	db.gen++
+	db.stall.Broadcast()
+	db.bgWork.Broadcast()
+}
