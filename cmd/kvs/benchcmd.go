@@ -23,7 +23,8 @@ func newBenchCmd(g *globals) *cobra.Command {
 		Long: `bench loads --count generated keys (random order, no sync) into each engine,
 reads --reads random keys back (every value checked), scans everything once,
 and reopens the engine, then prints one row per engine. Engines are written
-engine or engine/variant: bitcask (hash keydir), bitcask/btree.`,
+engine or engine/variant: bitcask (hash keydir), bitcask/btree, lsm. Space
+amplification divides bytes on disk by the data set's key and value bytes.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg := bench.QuickConfig{Count: count, Reads: reads, Gen: bench.Gen{Seed: seed, KeySize: keySize, ValueSize: valueSize}}
@@ -68,14 +69,14 @@ engine or engine/variant: bitcask (hash keydir), bitcask/btree.`,
 			}
 			out := cmd.OutOrStdout()
 			if g.json {
-				return printJSON(out, quickJSON(res))
+				return printJSON(out, quickJSON(cfg.Gen, res))
 			}
 			printQuick(out, cfg, res)
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&engines, "engines", "bitcask/hash,bitcask/btree", "comma-separated engines to compare")
+	f.StringVar(&engines, "engines", "bitcask/hash,bitcask/btree,lsm", "comma-separated engines to compare")
 	f.IntVar(&count, "count", 200000, "keys to load")
 	f.IntVar(&reads, "reads", 0, "random reads after loading (default: --count)")
 	f.IntVar(&keySize, "key-size", 16, "bytes per key")
@@ -100,12 +101,12 @@ type quickRow struct {
 	BytesPerKey    float64 `json:"index_bytes_per_key"`
 }
 
-func quickJSON(res []bench.QuickResult) []quickRow {
+func quickJSON(g bench.Gen, res []bench.QuickResult) []quickRow {
 	var rows []quickRow
 	for _, r := range res {
 		st := r.StatsAfterFill
 		rows = append(rows, quickRow{r.Label, r.Count, r.FillOpsPerSec(), r.Reads, r.ReadOpsPerSec(), r.ScanKeysPerSec(),
-			r.Reopen.Seconds(), st.BytesOnDisk, st.SpaceAmp(), st.WriteAmp(), st.IndexBytes, st.MemoryPerKey()})
+			r.Reopen.Seconds(), st.BytesOnDisk, r.SpaceAmp(g), st.WriteAmp(), st.IndexBytes, float64(st.IndexBytes) / float64(r.Count)})
 	}
 	return rows
 }
@@ -115,10 +116,14 @@ func printQuick(w io.Writer, cfg bench.QuickConfig, res []bench.QuickResult) {
 		cfg.Count, cfg.Gen.KeySize, cfg.Gen.ValueSize, res[0].Reads, cfg.Gen.Seed)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "engine\tfill ops/s\tread ops/s\tscan keys/s\treopen\tbytes on disk\tspace amp\twrite amp\tindex B/key\t")
-	for _, r := range quickJSON(res) {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.1f\t\n", r.Engine, humanRate(r.FillOpsPerSec), humanRate(r.ReadOpsPerSec),
+	for _, r := range quickJSON(cfg.Gen, res) {
+		perKey := "-" // the engine does not count its index memory
+		if r.IndexBytes > 0 {
+			perKey = fmt.Sprintf("%.1f", r.BytesPerKey)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%s\t\n", r.Engine, humanRate(r.FillOpsPerSec), humanRate(r.ReadOpsPerSec),
 			humanRate(r.ScanKeysPerSec), time.Duration(r.ReopenSeconds*float64(time.Second)).Round(time.Millisecond),
-			humanBytes(r.BytesOnDisk), r.SpaceAmp, r.WriteAmp, r.BytesPerKey)
+			humanBytes(r.BytesOnDisk), r.SpaceAmp, r.WriteAmp, perKey)
 	}
 	tw.Flush()
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	_ "github.com/kvs-lab/kvs/bitcask" // registers the "bitcask" engine
+	_ "github.com/kvs-lab/kvs/lsm"     // registers the "lsm" engine
 )
 
 func main() {

@@ -229,7 +229,7 @@ func TestDirectoryHeldByAnotherEngineIsRefused(t *testing.T) {
 
 func TestBenchPrintsATable(t *testing.T) {
 	out := mustRun(t, "bench", "--count", "3000", "--no-progress")
-	for _, want := range []string{"bitcask/hash", "bitcask/btree", "fill ops/s", "read ops/s", "bytes on disk"} {
+	for _, want := range []string{"bitcask/hash", "bitcask/btree", "lsm", "fill ops/s", "read ops/s", "bytes on disk"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("bench output lacks %q:\n%s", want, out)
 		}

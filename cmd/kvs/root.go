@@ -31,7 +31,7 @@ func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kvs",
 		Short: "kvs: a log-structured storage engine testbed",
-		Long: `kvs runs the kvs storage engines (bitcask; lsm in a later release) from the shell.
+		Long: `kvs runs the kvs storage engines (bitcask, lsm) from the shell.
 
 Data commands take --engine and --dir; when --engine is left out, kvs reads
 the engine from the directory's ENGINE file (bitcask for a new directory).`,
