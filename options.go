@@ -37,6 +37,8 @@ type Options struct {
 
 	// Bitcask holds options only the bitcask engine reads.
 	Bitcask BitcaskOptions
+	// LSM holds options only the lsm engine reads.
+	LSM LSMOptions
 }
 
 // BitcaskOptions are the bitcask engine's knobs. They live here, not in
@@ -59,6 +61,58 @@ const (
 
 // DefaultMaxSegmentBytes is BitcaskOptions.MaxSegmentBytes when left zero.
 const DefaultMaxSegmentBytes = 64 << 20
+
+// LSMOptions are the lsm engine's knobs. They live here, not in package
+// lsm, so that an engine opened by name can be configured. A zero field
+// means the lsm engine's default, which package lsm owns and documents
+// (lsm.Options); EnsureDefaults fills in only the two names.
+type LSMOptions struct {
+	// MemtableBytes is the arena size of each memtable: a full memtable
+	// is flushed to an L0 table. Default 4 MiB.
+	MemtableBytes int
+	// L0CompactionTrigger is the L0 file count at which L0 is compacted
+	// into L1. Default 4.
+	L0CompactionTrigger int
+	// L0SlowdownTrigger is the L0 file count at which each write is
+	// delayed by a millisecond. Default 8.
+	L0SlowdownTrigger int
+	// L0StopTrigger is the L0 file count at which writers stop until
+	// compaction brings it down. Default 12.
+	L0StopTrigger int
+	// BaseLevelBytes is L1's target size. Default 64 MiB.
+	BaseLevelBytes int64
+	// LevelMultiplier is how much larger each level's target is than the
+	// one above (at least 2). Default 10.
+	LevelMultiplier int
+	// TargetFileSize is the size at which a compaction cuts its output
+	// into a new table. Default 2 MiB.
+	TargetFileSize int64
+	// BlockSize is the uncompressed size at which a table's data block is
+	// cut. Default 4 KiB.
+	BlockSize int
+	// BloomBitsPerKey sizes each table's bloom filter; negative writes
+	// none. Default 10.
+	BloomBitsPerKey int
+	// BlockCacheBytes sizes the block cache shared by every table.
+	// Default 8 MiB.
+	BlockCacheBytes int64
+	// Compression is the data block compression: "snappy" (the default;
+	// a block is stored compressed only when that pays) or "none".
+	Compression string
+	// Compaction is the compaction policy: "leveled" (the default;
+	// levels growing by LevelMultiplier) or "tiered" (size-tiered: sorted
+	// runs of similar size in L0 merged into one; see package
+	// compaction's Tiered).
+	Compaction string
+}
+
+// LSM compression and compaction policy names.
+const (
+	CompressionSnappy = "snappy"
+	CompressionNone   = "none"
+	CompactionLeveled = "leveled"
+	CompactionTiered  = "tiered"
+)
 
 // EnsureDefaults returns o with every zero field set to its default. A nil o
 // yields a new Options. The receiver is modified in place and returned.
@@ -83,6 +137,12 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.Bitcask.MaxSegmentBytes == 0 {
 		o.Bitcask.MaxSegmentBytes = DefaultMaxSegmentBytes
+	}
+	if o.LSM.Compression == "" {
+		o.LSM.Compression = CompressionSnappy
+	}
+	if o.LSM.Compaction == "" {
+		o.LSM.Compaction = CompactionLeveled
 	}
 	return o
 }
@@ -111,6 +171,62 @@ func (o *Options) Validate() error {
 	}
 	if o.Bitcask.MaxSegmentBytes < 0 {
 		return fmt.Errorf("kvs: option Bitcask.MaxSegmentBytes: %d is negative", o.Bitcask.MaxSegmentBytes)
+	}
+	return o.LSM.validate()
+}
+
+// maxLSMBytes bounds MemtableBytes and BlockSize: a memtable's whole arena
+// is allocated when it is created, and a block is read into memory whole,
+// so larger values are mistakes.
+const maxLSMBytes = 1 << 30
+
+// validate reports the first LSM option with an impossible value.
+func (l *LSMOptions) validate() error {
+	bad := func(name, format string, args ...any) error {
+		return fmt.Errorf("kvs: option LSM.%s: %s", name, fmt.Sprintf(format, args...))
+	}
+	ints := []struct {
+		name string
+		v    int64
+	}{
+		{"MemtableBytes", int64(l.MemtableBytes)},
+		{"L0CompactionTrigger", int64(l.L0CompactionTrigger)},
+		{"L0SlowdownTrigger", int64(l.L0SlowdownTrigger)},
+		{"L0StopTrigger", int64(l.L0StopTrigger)},
+		{"BaseLevelBytes", l.BaseLevelBytes},
+		{"LevelMultiplier", int64(l.LevelMultiplier)},
+		{"TargetFileSize", l.TargetFileSize},
+		{"BlockSize", int64(l.BlockSize)},
+		{"BlockCacheBytes", l.BlockCacheBytes},
+	}
+	for _, f := range ints {
+		if f.v < 0 {
+			return bad(f.name, "%d is negative", f.v)
+		}
+	}
+	switch {
+	case l.MemtableBytes > maxLSMBytes:
+		return bad("MemtableBytes", "%d exceeds 1 GiB", l.MemtableBytes)
+	case l.BlockSize > maxLSMBytes:
+		return bad("BlockSize", "%d exceeds 1 GiB", l.BlockSize)
+	case l.LevelMultiplier == 1:
+		return bad("LevelMultiplier", "1 would make every level the same size; use 2 or more")
+	case l.L0SlowdownTrigger != 0 && l.L0StopTrigger != 0 && l.L0SlowdownTrigger > l.L0StopTrigger:
+		return bad("L0SlowdownTrigger", "%d exceeds L0StopTrigger %d", l.L0SlowdownTrigger, l.L0StopTrigger)
+	case l.L0CompactionTrigger != 0 && l.L0StopTrigger != 0 && l.L0CompactionTrigger > l.L0StopTrigger:
+		// NB: writers stopped by L0 would wait for a compaction that
+		// never comes.
+		return bad("L0CompactionTrigger", "%d exceeds L0StopTrigger %d", l.L0CompactionTrigger, l.L0StopTrigger)
+	}
+	switch l.Compression {
+	case "", CompressionSnappy, CompressionNone:
+	default:
+		return bad("Compression", "%q is not %q or %q", l.Compression, CompressionSnappy, CompressionNone)
+	}
+	switch l.Compaction {
+	case "", CompactionLeveled, CompactionTiered:
+	default:
+		return bad("Compaction", "%q is not %q or %q", l.Compaction, CompactionLeveled, CompactionTiered)
 	}
 	return nil
 }

@@ -10,7 +10,8 @@ func TestEnsureDefaultsOnNil(t *testing.T) {
 	var o *Options
 	o = o.EnsureDefaults()
 	if o.FS == nil || o.Logger == nil || o.MaxValueSize != DefaultMaxValueSize ||
-		o.Bitcask.Index != IndexHash || o.Bitcask.MaxSegmentBytes != DefaultMaxSegmentBytes {
+		o.Bitcask.Index != IndexHash || o.Bitcask.MaxSegmentBytes != DefaultMaxSegmentBytes ||
+		o.LSM.Compression != CompressionSnappy || o.LSM.Compaction != CompactionLeveled {
 		t.Fatalf("defaults not applied: %+v", o)
 	}
 }
@@ -25,6 +26,15 @@ func TestValidateNamesTheOption(t *testing.T) {
 		{"huge value size", Options{MaxValueSize: 2 << 30}, "MaxValueSize"},
 		{"unknown index", Options{Bitcask: BitcaskOptions{Index: "skiplist"}}, "Bitcask.Index"},
 		{"negative segment", Options{Bitcask: BitcaskOptions{MaxSegmentBytes: -5}}, "Bitcask.MaxSegmentBytes"},
+		{"negative memtable", Options{LSM: LSMOptions{MemtableBytes: -1}}, "LSM.MemtableBytes"},
+		{"huge memtable", Options{LSM: LSMOptions{MemtableBytes: 2 << 30}}, "LSM.MemtableBytes"},
+		{"negative target file", Options{LSM: LSMOptions{TargetFileSize: -1}}, "LSM.TargetFileSize"},
+		{"negative cache", Options{LSM: LSMOptions{BlockCacheBytes: -1}}, "LSM.BlockCacheBytes"},
+		{"multiplier one", Options{LSM: LSMOptions{LevelMultiplier: 1}}, "LSM.LevelMultiplier"},
+		{"slowdown above stop", Options{LSM: LSMOptions{L0SlowdownTrigger: 9, L0StopTrigger: 8}}, "LSM.L0SlowdownTrigger"},
+		{"trigger above stop", Options{LSM: LSMOptions{L0CompactionTrigger: 9, L0StopTrigger: 8}}, "LSM.L0CompactionTrigger"},
+		{"unknown compression", Options{LSM: LSMOptions{Compression: "zstd"}}, "LSM.Compression"},
+		{"unknown policy", Options{LSM: LSMOptions{Compaction: "universal"}}, "LSM.Compaction"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -33,6 +43,21 @@ func TestValidateNamesTheOption(t *testing.T) {
 				t.Fatalf("Validate = %v, want an error naming %s", err, c.want)
 			}
 		})
+	}
+}
+
+func TestValidateAcceptsZeroAndDefaults(t *testing.T) {
+	var zero Options
+	if err := zero.Validate(); err != nil {
+		t.Fatalf("zero Options: %v", err)
+	}
+	if err := (&Options{}).EnsureDefaults().Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	for _, policy := range []string{CompactionLeveled, CompactionTiered} {
+		if err := (&Options{LSM: LSMOptions{Compaction: policy}}).Validate(); err != nil {
+			t.Errorf("policy %q: %v", policy, err)
+		}
 	}
 }
 

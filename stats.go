@@ -8,8 +8,11 @@ import "time"
 type Stats struct {
 	Engine string // registered engine name
 
-	LiveKeys  int64 // keys a full scan would return
-	LiveBytes int64 // key+value bytes of those keys
+	// LiveKeys and LiveBytes are the keys a full scan would return and
+	// their key+value bytes: exact for bitcask (its keydir knows), an
+	// estimate for lsm, exact after a full Compact (lsm.DB.Stats says how).
+	LiveKeys  int64
+	LiveBytes int64
 
 	UserBytesWritten int64 // key+value bytes accepted by Put, Delete and Write
 	DiskBytesWritten int64 // every byte written to files: records, hints, merges, metadata

@@ -3,6 +3,7 @@ package lsm
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -50,7 +51,7 @@ func (db *DB) runCompaction(c *compaction.Compaction) error {
 	db.mu.Lock()
 	edit.NextFileNumber = db.nextFileNum
 	db.mu.Unlock()
-	st, err := db.manifest.apply(edit)
+	st, err := db.logEdit(edit)
 	if err != nil {
 		for _, t := range outputs {
 			t.r.Close()
@@ -138,7 +139,22 @@ func (db *DB) mergeTables(c *compaction.Compaction) (outputs []*table, err error
 	}
 
 	// atBottom reports whether no level below the output level holds key.
+	// NB: a tiered merge writes to L0, where the older runs it does not
+	// merge lie below it too.
+	inputs := map[uint64]bool{}
+	for i := range c.Inputs {
+		for _, m := range c.Inputs[i] {
+			inputs[m.FileNum] = true
+		}
+	}
 	atBottom := func(key []byte) bool {
+		if c.OutputLevel == 0 {
+			for _, m := range deeper.Levels[0] {
+				if !inputs[m.FileNum] && bytes.Compare(key, m.Smallest.UserKey) >= 0 && bytes.Compare(key, m.Largest.UserKey) <= 0 {
+					return false
+				}
+			}
+		}
 		for level := c.OutputLevel + 1; level < compaction.NumLevels; level++ {
 			for _, m := range deeper.Levels[level] {
 				if bytes.Compare(key, m.Smallest.UserKey) >= 0 && bytes.Compare(key, m.Largest.UserKey) <= 0 {
@@ -149,6 +165,10 @@ func (db *DB) mergeTables(c *compaction.Compaction) (outputs []*table, err error
 		return true
 	}
 	target := db.copts.TargetFileSize
+	if c.OutputLevel == 0 {
+		// A tiered merge writes one sorted run: one table.
+		target = math.MaxInt64
+	}
 	// Grandparent overlap (LevelDB's ShouldStopBefore): cut the output
 	// early once it overlaps more than MaxGrandparentOverlapBytes of the
 	// level below the output, so that compacting it later stays small.

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/kvs-lab/kvs"
 	"github.com/kvs-lab/kvs/compaction"
@@ -101,7 +100,7 @@ type DB struct {
 	lock io.Closer
 
 	cache  *sstable.Cache
-	picker *compaction.Leveled // jobMu
+	picker picker // jobMu
 	// copts are the picker's options, defaults filled in; read anywhere.
 	copts compaction.Options
 
@@ -159,13 +158,46 @@ type DB struct {
 
 var _ kvs.Engine = (*DB)(nil)
 
-// Open opens the LSM engine in dir with default LSM options. See OpenWith.
-func Open(dir string, opts *kvs.Options) (*DB, error) { return OpenWith(dir, opts, nil) }
+// picker picks the next compaction over a version: compaction.Leveled or
+// compaction.Tiered.
+type picker interface {
+	Pick(v *compaction.Version, busy func(*compaction.TableMeta) bool) *compaction.Compaction
+}
+
+// newPicker returns the picker of lo.Policy (defaults filled in).
+//
+// The tiered picker merges runs of similar size from L0CompactionTrigger
+// runs on and, from that many, the newest ones whatever their sizes
+// (MaxRuns): writers stopped at L0StopTrigger (at least the trigger)
+// always have a merge to wait for.
+func newPicker(lo *Options) picker {
+	if lo.Policy != kvs.CompactionTiered {
+		return compaction.NewLeveled(lo.Compaction)
+	}
+	trigger := lo.Compaction.L0CompactionTrigger
+	return compaction.NewTiered(compaction.TieredOptions{
+		MinMergeWidth: min(max(trigger, 2), 4),
+		MaxRuns:       max(trigger-1, 1),
+	})
+}
+
+// Open opens the LSM engine in dir configured by opts, its LSM section
+// included (see OptionsFrom); kvs.Open("lsm", ...) calls it. See OpenWith.
+func Open(dir string, opts *kvs.Options) (*DB, error) {
+	var lsmOpts kvs.LSMOptions
+	if opts != nil {
+		lsmOpts = opts.LSM
+	}
+	return OpenWith(dir, opts, OptionsFrom(lsmOpts))
+}
 
 // OpenWith opens the LSM engine in dir, creating the directory if it is
 // missing (unless opts.ErrorIfNotExist), and recovers it: the MANIFEST
 // gives the tables, the WALs it does not cover are replayed and flushed to
 // L0 (see recover.go). opts and lo may be nil; OpenWith works on copies.
+// The LSM knobs come from lo alone (nil: the defaults), never from
+// opts.LSM: OpenWith is for tests and tools that need the knobs only
+// Options has (DisableAutomaticCompactions, MaxImmutableMemtables).
 // Errors: kvs.ErrLocked when another engine holds dir, kvs.ErrNotKVSDir
 // for a directory holding files the engine did not write or another
 // engine's, a *kvs.CorruptionError for damaged files.
@@ -190,8 +222,13 @@ func OpenWith(dir string, opts *kvs.Options, lo *Options) (*DB, error) {
 		return nil, fmt.Errorf("kvs/lsm: open %s: option L0StopTrigger %d is below Compaction.L0CompactionTrigger %d",
 			dir, lo.L0StopTrigger, lo.Compaction.L0CompactionTrigger)
 	}
+	if lo.Policy == kvs.CompactionTiered && lo.L0StopTrigger < 2 {
+		// NB: tiered compaction merges L0 runs into one run, never fewer.
+		return nil, fmt.Errorf("kvs/lsm: open %s: option L0StopTrigger %d: tiered compaction needs at least 2", dir, lo.L0StopTrigger)
+	}
 	fsys := opts.FS
-	if err := prepareDir(fsys, dir, opts.ErrorIfNotExist); err != nil {
+	dirSyncs, err := prepareDir(fsys, dir, opts.ErrorIfNotExist)
+	if err != nil {
 		return nil, err
 	}
 	// Refuse a foreign directory before Lock creates LOCK in it.
@@ -220,12 +257,13 @@ func OpenWith(dir string, opts *kvs.Options, lo *Options) (*DB, error) {
 		log:       opts.Logger.WithFields(logrus.Fields{"engine": engineName, "dir": dir}),
 		lock:      lock,
 		cache:     sstable.NewCache(lo.BlockCacheBytes),
-		picker:    compaction.NewLeveled(lo.Compaction),
+		picker:    newPicker(lo),
 		copts:     *lo.Compaction.EnsureDefaults(),
 		tables:    map[uint64]*table{},
 		snapshots: map[*snapshot]struct{}{},
 		bgDone:    make(chan struct{}),
 	}
+	db.stats.syncs.Add(int64(dirSyncs))
 	db.stall = sync.NewCond(&db.mu)
 	db.bgWork = sync.NewCond(&db.mu)
 	for level := range db.levelStats {
@@ -246,18 +284,19 @@ func OpenWith(dir string, opts *kvs.Options, lo *Options) (*DB, error) {
 }
 
 // prepareDir makes sure dir exists and is a directory, creating it (and
-// syncing every new directory's parent) when it is missing.
-func prepareDir(fsys vfs.FS, dir string, errorIfNotExist bool) error {
+// syncing every new directory's parent) when it is missing. It returns the
+// number of directory fsyncs it made.
+func prepareDir(fsys vfs.FS, dir string, errorIfNotExist bool) (int, error) {
 	st, err := fsys.Stat(dir)
 	switch {
 	case err == nil && !st.IsDir():
-		return fmt.Errorf("kvs/lsm: open %s: %w: it is a file, not a directory", dir, kvs.ErrNotKVSDir)
+		return 0, fmt.Errorf("kvs/lsm: open %s: %w: it is a file, not a directory", dir, kvs.ErrNotKVSDir)
 	case err == nil:
-		return nil
+		return 0, nil
 	case !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("kvs/lsm: open %s: %w", dir, err)
+		return 0, fmt.Errorf("kvs/lsm: open %s: %w", dir, err)
 	case errorIfNotExist:
-		return fmt.Errorf("kvs/lsm: open %s: directory does not exist (ErrorIfNotExist is set): %w", dir, err)
+		return 0, fmt.Errorf("kvs/lsm: open %s: directory does not exist (ErrorIfNotExist is set): %w", dir, err)
 	}
 	// Note the directories MkdirAll will create, top down: each is a new
 	// entry of its parent, and a crash forgets an entry whose parent was
@@ -272,20 +311,20 @@ func prepareDir(fsys vfs.FS, dir string, errorIfNotExist bool) error {
 		if _, err := fsys.Stat(parent); err == nil {
 			break
 		} else if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("kvs/lsm: open %s: %w", dir, err)
+			return 0, fmt.Errorf("kvs/lsm: open %s: %w", dir, err)
 		}
 		d = parent
 	}
 	slices.Reverse(created)
 	if err := fsys.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("kvs/lsm: create %s: %w", dir, err)
+		return 0, fmt.Errorf("kvs/lsm: create %s: %w", dir, err)
 	}
-	for _, d := range created {
+	for i, d := range created {
 		if err := vfs.SyncDir(fsys, fsys.PathDir(d)); err != nil {
-			return fmt.Errorf("kvs/lsm: create %s: %w", dir, err)
+			return i, fmt.Errorf("kvs/lsm: create %s: %w", dir, err)
 		}
 	}
-	return nil
+	return len(created), nil
 }
 
 // checkEngineFile checks that the ENGINE file names lsm, writing it when
@@ -315,6 +354,8 @@ func (db *DB) checkEngineFile(names []string) error {
 	if err := kvs.WriteEngineFile(db.fs, db.dir, engineName); err != nil {
 		return fmt.Errorf("kvs/lsm: open %s: %w", db.dir, err)
 	}
+	// The parent above, then ENGINE and the directory in WriteEngineFile.
+	db.stats.syncs.Add(3)
 	db.stats.diskBytesWritten.Add(int64(len(engineName) + 1))
 	return nil
 }
@@ -408,48 +449,4 @@ func (db *DB) closeFiles() {
 	if rs != nil {
 		rs.unref()
 	}
-}
-
-// Stats returns the engine's counters and the layout of its levels. It
-// works after Close too, reporting the final figures. LiveKeys, LiveBytes
-// and IndexBytes are not tracked yet (live figures would need a scan) and
-// stay 0; BytesOnDisk counts the tables and the current WAL.
-func (db *DB) Stats() kvs.Stats {
-	s := kvs.Stats{
-		Engine:                 engineName,
-		UserBytesWritten:       db.stats.userBytesWritten.Load(),
-		DiskBytesWritten:       db.stats.diskBytesWritten.Load(),
-		Gets:                   db.stats.gets.Load(),
-		DiskReads:              db.stats.diskReads.Load(),
-		Syncs:                  db.stats.syncs.Load(),
-		Compactions:            db.stats.compactions.Load(),
-		CompactionTime:         time.Duration(db.stats.compactionNanos.Load()),
-		CompactionBytesRead:    db.stats.compactionRead.Load(),
-		CompactionBytesWritten: db.stats.compactionWritten.Load(),
-		StallTime:              time.Duration(db.stats.stallNanos.Load()),
-		BytesOnDisk:            int64(len(engineName) + 1),
-	}
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	s.Levels = make([]kvs.LevelStats, compaction.NumLevels)
-	copy(s.Levels, db.levelStats[:])
-	if db.rs != nil {
-		v := db.rs.version()
-		scores := compaction.Scores(v, db.copts)
-		for level, tables := range db.rs.levels {
-			s.Levels[level].Files = len(tables)
-			s.Levels[level].Score = scores[level]
-			for _, t := range tables {
-				s.Levels[level].Bytes += t.meta.Size
-				s.BytesOnDisk += t.meta.Size
-			}
-		}
-	}
-	if db.walw != nil {
-		s.BytesOnDisk += db.walw.Size()
-		ws := db.walw.Stats()
-		s.DiskBytesWritten += ws.Bytes
-		s.Syncs += ws.Syncs
-	}
-	return s
 }

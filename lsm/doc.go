@@ -60,6 +60,22 @@
 // TargetFileSize (or sooner, to bound overlap with the next level) and
 // replaces inputs by outputs in one edit (a trivial move edits only).
 // Replaced tables are deleted when the last readState holding them goes.
+// With Options.Policy "tiered" the picker is compaction.Tiered instead:
+// it merges consecutive sorted runs in L0 into one table that takes their
+// place, dropping a deletion only when no older run or deeper level holds
+// the key.
+// The MANIFEST gains an edit per flush and compaction; once it is larger
+// than 64 KiB and four times the snapshot it began with, the next edit is
+// followed by a new MANIFEST holding a snapshot of the tree (logEdit), so
+// it stays in proportion to the number of tables.
+//
+// # Stats (stats.go)
+//
+// Stats defines the figures an LSM tree cannot simply count: BytesOnDisk
+// lists the directory; IndexBytes is memtable arena bytes in use + index
+// and filter blocks of open tables + block cache bytes in use; LiveKeys
+// and LiveBytes are estimated from entry counts (sets − tombstones),
+// exact after a full Compact with no snapshot open.
 //
 // # Recovery (recover.go)
 //
@@ -72,12 +88,13 @@
 // # Use
 //
 // The LSM knobs (memtable size, stall triggers, table and compaction
-// options) are in Options, passed to OpenWith; kvs.Options has no LSM
-// section yet, so an engine opened by name gets the defaults:
+// options) are in kvs.Options.LSM, which Open (and so kvs.Open("lsm", ...))
+// maps onto this package's Options with OptionsFrom. OpenWith takes an
+// Options directly, for the few knobs only it has:
 //
-//	e, err := kvs.Open("lsm", dir, nil) // import _ "github.com/kvs-lab/kvs/lsm"
+//	e, err := kvs.Open("lsm", dir, &kvs.Options{LSM: kvs.LSMOptions{MemtableBytes: 1 << 20}}) // import _ "github.com/kvs-lab/kvs/lsm"
 //	...
-//	db, err := lsm.OpenWith(dir, &kvs.Options{Logger: entry}, &lsm.Options{MemtableBytes: 1 << 20})
+//	db, err := lsm.OpenWith(dir, &kvs.Options{Logger: entry}, &lsm.Options{DisableAutomaticCompactions: true})
 //	...
 //	err = db.Put([]byte("k"), []byte("v"), kvs.Sync)
 //	err = db.Compact() // flush, then push everything to the bottom level

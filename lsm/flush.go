@@ -68,7 +68,7 @@ func (b *tableBuilder) finish() (*compaction.TableMeta, error) {
 	}
 	b.meta.Size = st.Size()
 	b.db.stats.diskBytesWritten.Add(b.meta.Size)
-	b.db.stats.syncs.Add(1)
+	b.db.stats.syncs.Add(2) // the table (in Close) and the directory
 	return b.meta, nil
 }
 
@@ -233,7 +233,7 @@ func (db *DB) flushOldest() error {
 	db.mu.Lock()
 	edit.NextFileNumber = db.nextFileNum
 	db.mu.Unlock()
-	st, err := db.manifest.apply(edit)
+	st, err := db.logEdit(edit)
 	if err != nil {
 		if t != nil {
 			t.r.Close()
@@ -281,4 +281,50 @@ func (db *DB) installLocked(v *compaction.Version, mem *memTable, imm []*memTabl
 	db.gen++
 	db.stall.Broadcast()
 	db.bgWork.Broadcast()
+}
+
+// logEdit makes edit durable in the MANIFEST (see manifest.apply) and
+// returns the new state. db.jobMu must be held.
+//
+// A MANIFEST grows by an edit per flush and compaction, without bound
+// under a steady write load. So once it is larger than
+// minManifestRotateBytes and four times the snapshot it started with,
+// logEdit writes a new MANIFEST holding a snapshot of the current state,
+// points CURRENT at it and deletes the old one: the MANIFEST stays within
+// a small multiple of the size of a snapshot. A crash before CURRENT is
+// renamed leaves the old MANIFEST in charge; recovery deletes whichever
+// MANIFEST CURRENT does not name.
+func (db *DB) logEdit(edit *VersionEdit) (versionState, error) {
+	st, err := db.manifest.apply(edit)
+	if err != nil {
+		return st, err
+	}
+	old := db.manifest
+	if size := old.w.Size(); size < minManifestRotateBytes || size < 4*old.baseBytes {
+		return st, nil
+	}
+	db.mu.Lock()
+	num := db.nextFileNum
+	db.nextFileNum++
+	next := st
+	next.nextFileNumber = db.nextFileNum
+	db.mu.Unlock()
+	m, err := createManifest(db.fs, db.dir, num, next, &db.stats.syncs)
+	if err != nil {
+		// NB: the edit is durable in the old MANIFEST, so the caller
+		// installs it; but CURRENT may name either MANIFEST now, so no
+		// further edit may be appended to the old one.
+		db.fail(fmt.Errorf("rotate %s: %w", manifestName(old.num), err))
+		return st, nil
+	}
+	db.manifest = m
+	db.stats.diskBytesWritten.Add(m.w.Size())
+	if err := old.close(); err != nil {
+		db.log.WithError(err).Warn("close the old MANIFEST")
+	}
+	if err := db.fs.Remove(db.path(manifestName(old.num))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		db.log.WithError(err).Warn("cannot delete the old MANIFEST; the next open will")
+	}
+	db.log.WithFields(logrus.Fields{"old": manifestName(old.num), "new": manifestName(num), "bytes": m.w.Size()}).Info("rewrote MANIFEST")
+	return m.state, nil
 }

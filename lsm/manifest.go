@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/kvs-lab/kvs"
 	"github.com/kvs-lab/kvs/compaction"
@@ -70,17 +71,25 @@ type manifest struct {
 	num   uint64
 	w     *wal.Writer
 	state versionState
+	// syncs counts the fsyncs made for the MANIFEST: its records, CURRENT
+	// and the directory (the engine's Stats counter).
+	syncs *atomic.Int64
+	// baseBytes is the size of the snapshot record the MANIFEST starts
+	// with; the edits appended since make up the rest.
+	baseBytes int64
 }
 
 // createManifest writes MANIFEST-num holding a snapshot of st, makes it
-// durable and points CURRENT at it.
-func createManifest(fsys vfs.FS, dir string, num uint64, st versionState) (*manifest, error) {
+// durable and points CURRENT at it. It adds its fsyncs, and later those of
+// apply, to syncs.
+func createManifest(fsys vfs.FS, dir string, num uint64, st versionState, syncs *atomic.Int64) (*manifest, error) {
 	path := fsys.PathJoin(dir, manifestName(num))
 	f, err := fsys.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("kvs/lsm: create %s: %w", path, err)
 	}
-	m := &manifest{fs: fsys, dir: dir, num: num, w: wal.NewWriter(f, num), state: st}
+	m := &manifest{fs: fsys, dir: dir, num: num, w: wal.NewWriter(f, num), state: st, syncs: syncs}
+	// NB: baseBytes is set below, once the snapshot record is written.
 	if _, err := m.w.SyncRecord(st.snapshotEdit().Encode(nil)); err != nil {
 		m.w.Close()
 		return nil, fmt.Errorf("kvs/lsm: write %s: %w", path, err)
@@ -93,6 +102,9 @@ func createManifest(fsys vfs.FS, dir string, num uint64, st versionState) (*mani
 		m.w.Close()
 		return nil, err
 	}
+	// The record, the directory, CURRENT.tmp and the directory again.
+	syncs.Add(4)
+	m.baseBytes = m.w.Size()
 	return m, nil
 }
 
@@ -134,10 +146,15 @@ func (m *manifest) apply(e *VersionEdit) (versionState, error) {
 	if _, err := m.w.SyncRecord(e.Encode(nil)); err != nil {
 		return m.state, fmt.Errorf("kvs/lsm: append to %s: %w", manifestName(m.num), err)
 	}
+	m.syncs.Add(1)
 	m.state.version = v
 	m.state.absorb(e)
 	return m.state, nil
 }
+
+// minManifestRotateBytes is the size below which a MANIFEST is never
+// rewritten; see DB.logEdit.
+const minManifestRotateBytes = 64 << 10
 
 // close syncs and closes the MANIFEST.
 func (m *manifest) close() error { return m.w.Close() }

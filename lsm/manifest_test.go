@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync/atomic"
 	"testing"
 
 	"github.com/kvs-lab/kvs"
@@ -19,7 +20,7 @@ func newTestManifest(t *testing.T, fsys vfs.FS) *manifest {
 	if err := vfs.SyncDir(fsys, "/"); err != nil {
 		t.Fatal(err)
 	}
-	m, err := createManifest(fsys, "/db", 1, versionState{version: &compaction.Version{}, nextFileNumber: 2})
+	m, err := createManifest(fsys, "/db", 1, versionState{version: &compaction.Version{}, nextFileNumber: 2}, new(atomic.Int64))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestManifestReplayRebuildsTheVersion(t *testing.T) {
 	sameState(t, got, want)
 
 	// A new MANIFEST from a snapshot replays to the same state.
-	m2, err := createManifest(mem, "/db", 8, got)
+	m2, err := createManifest(mem, "/db", 8, got, new(atomic.Int64))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package lsm
 import (
 	"fmt"
 
+	"github.com/kvs-lab/kvs"
 	"github.com/kvs-lab/kvs/compaction"
 	"github.com/kvs-lab/kvs/sstable"
 )
@@ -10,10 +11,10 @@ import (
 // Options are the LSM engine's own knobs. The zero value (and a nil
 // *Options) means defaults.
 //
-// NB: they live here, not in kvs.Options, until the root package grows an
-// LSM section (as it has kvs.BitcaskOptions); until then an engine opened
-// by name through kvs.Open gets the defaults, and tests and tools that
-// want other values call OpenWith.
+// An engine opened by name (kvs.Open) is configured by kvs.Options.LSM,
+// which OptionsFrom maps onto these; the few knobs only Options has
+// (MaxImmutableMemtables, DisableAutomaticCompactions) are for tests and
+// tools that call OpenWith.
 type Options struct {
 	// MemtableBytes is the arena size of each memtable: when the mutable
 	// memtable has no room for a batch, it becomes immutable, is flushed
@@ -38,6 +39,12 @@ type Options struct {
 	Table sstable.WriterOptions
 	// Compaction tunes the leveled picker and the output file size.
 	Compaction compaction.Options
+	// Policy is the compaction policy, kvs.CompactionLeveled (the
+	// default) or kvs.CompactionTiered. Tiered merges sorted runs in L0
+	// only (compaction.Tiered): a merge writes one table that replaces
+	// its input runs, and what Compact pushes to the bottom level stays
+	// there. Its merges start at Compaction.L0CompactionTrigger runs.
+	Policy string
 	// DisableAutomaticCompactions stops the background goroutine from
 	// picking compactions (flushes still happen); Compact still works.
 	// Tests use it to build a chosen shape.
@@ -74,6 +81,9 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.BlockCacheBytes == 0 {
 		o.BlockCacheBytes = DefaultBlockCacheBytes
 	}
+	if o.Policy == "" {
+		o.Policy = kvs.CompactionLeveled
+	}
 	o.Table.EnsureDefaults()
 	o.Compaction.EnsureDefaults()
 	return o
@@ -92,6 +102,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("kvs/lsm: option L0SlowdownTrigger %d exceeds L0StopTrigger %d", o.L0SlowdownTrigger, o.L0StopTrigger)
 	case o.BlockCacheBytes < 0:
 		return fmt.Errorf("kvs/lsm: option BlockCacheBytes: %d is negative", o.BlockCacheBytes)
+	case o.Policy != "" && o.Policy != kvs.CompactionLeveled && o.Policy != kvs.CompactionTiered:
+		return fmt.Errorf("kvs/lsm: option Policy: %q is not %q or %q", o.Policy, kvs.CompactionLeveled, kvs.CompactionTiered)
 	}
 	return nil
 }

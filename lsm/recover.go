@@ -121,7 +121,7 @@ func (db *DB) recover() error {
 		return fmt.Errorf("kvs/lsm: open %s: %w", db.dir, err)
 	}
 	st = versionState{version: v, logNumber: logNum, nextFileNumber: db.nextFileNum, lastSeq: lastSeq}
-	m, err := createManifest(db.fs, db.dir, manifestNum, st)
+	m, err := createManifest(db.fs, db.dir, manifestNum, st, &db.stats.syncs)
 	if err != nil {
 		return fmt.Errorf("kvs/lsm: open %s: %w", db.dir, err)
 	}

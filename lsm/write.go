@@ -261,5 +261,6 @@ func (db *DB) createWAL(num uint64) (*wal.Writer, error) {
 		f.Close()
 		return nil, err
 	}
+	db.stats.syncs.Add(1)
 	return wal.NewWriter(f, num), nil
 }

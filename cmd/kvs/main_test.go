@@ -272,3 +272,32 @@ func largestSegment(t testing.TB, dir string) string {
 	}
 	return best
 }
+
+// TestLSMFlagsShapeTheTree loads 20000 keys (about 2.2 MiB of keys and
+// values) with 64 KiB memtables: the load must flush many times, so L0 and
+// L1 together hold several tables. With the default 4 MiB memtable it
+// would flush none.
+func TestLSMFlagsShapeTheTree(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "load", "--engine", "lsm", "--dir", dir, "--count", "20000", "--no-progress",
+		"--memtable-size", "64KiB", "--target-file-size", "128KiB", "--l0-trigger", "4")
+	var st kvs.Stats
+	if err := json.Unmarshal([]byte(mustRun(t, "stats", "--dir", dir, "--json", "--memtable-size", "64KiB")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Engine != "lsm" || len(st.Levels) < 2 {
+		t.Fatalf("stats: engine %q with %d levels", st.Engine, len(st.Levels))
+	}
+	if n := st.Levels[0].Files + st.Levels[1].Files; n < 3 {
+		t.Fatalf("L0 and L1 hold %d tables after loading 2.2 MiB through 64 KiB memtables: %+v", n, st.Levels)
+	}
+	human := mustRun(t, "stats", "--dir", dir, "--memtable-size", "64KiB")
+	for _, want := range []string{"level", "L0", "L1", "compactions"} {
+		if !strings.Contains(human, want) {
+			t.Errorf("stats output lacks %q:\n%s", want, human)
+		}
+	}
+	if _, errs, code := kvsRun(t, "", "stats", "--dir", dir, "--memtable-size", "lots"); code == 0 || !strings.Contains(errs, "--memtable-size") {
+		t.Errorf("a bad --memtable-size: exit %d, stderr %q", code, errs)
+	}
+}

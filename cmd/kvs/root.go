@@ -21,9 +21,13 @@ type globals struct {
 	json        bool
 	index       string
 	segmentSize string
+	memtable    string
+	targetFile  string
+	l0Trigger   int
 	maxValue    string
 	sync        string
 	logLevel    string
+	compaction  string
 }
 
 func newRootCmd() *cobra.Command {
@@ -45,6 +49,10 @@ the engine from the directory's ENGINE file (bitcask for a new directory).`,
 	pf.BoolVar(&g.json, "json", false, "print JSON for scripts instead of tables")
 	pf.StringVar(&g.index, "index", "", "bitcask keydir index: hash (default) or btree")
 	pf.StringVar(&g.segmentSize, "segment-size", "", "bitcask segment size before rotation, e.g. 64MiB (default 64MiB)")
+	pf.StringVar(&g.memtable, "memtable-size", "", "lsm memtable size before a flush, e.g. 4MiB (default 4MiB)")
+	pf.StringVar(&g.targetFile, "target-file-size", "", "lsm compaction output table size, e.g. 2MiB (default 2MiB)")
+	pf.IntVar(&g.l0Trigger, "l0-trigger", 0, "lsm L0 table count that starts an L0 compaction (default 4)")
+	pf.StringVar(&g.compaction, "compaction", "", "lsm compaction policy: leveled (default) or tiered")
 	pf.StringVar(&g.maxValue, "max-value-size", "", "largest value accepted, e.g. 16MiB (default 16MiB)")
 	pf.StringVar(&g.sync, "sync", "", "durability of writes: always (fsync each write), group (share fsyncs), none")
 	pf.StringVar(&g.logLevel, "log-level", "warn", "engine log level: debug, info, warn, error")
@@ -80,6 +88,30 @@ func (g *globals) options(stderr io.Writer) (*kvs.Options, error) {
 			return nil, usagef("--segment-size: %q is not a positive size such as 4MiB", g.segmentSize)
 		}
 		o.Bitcask.MaxSegmentBytes = n
+	}
+	if g.memtable != "" {
+		n, err := parseBytes(g.memtable)
+		if err != nil || n <= 0 || n > 1<<30 {
+			return nil, usagef("--memtable-size: %q is not a size from 1B to 1GiB such as 4MiB", g.memtable)
+		}
+		o.LSM.MemtableBytes = int(n)
+	}
+	if g.targetFile != "" {
+		n, err := parseBytes(g.targetFile)
+		if err != nil || n <= 0 {
+			return nil, usagef("--target-file-size: %q is not a positive size such as 2MiB", g.targetFile)
+		}
+		o.LSM.TargetFileSize = n
+	}
+	if g.l0Trigger < 0 {
+		return nil, usagef("--l0-trigger: %d is negative", g.l0Trigger)
+	}
+	o.LSM.L0CompactionTrigger = g.l0Trigger
+	switch g.compaction {
+	case "", "leveled", "tiered":
+		o.LSM.Compaction = g.compaction
+	default:
+		return nil, usagef("--compaction: %q is not leveled or tiered", g.compaction)
 	}
 	if g.maxValue != "" {
 		n, err := parseBytes(g.maxValue)
