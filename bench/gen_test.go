@@ -41,3 +41,18 @@ func TestGenValidate(t *testing.T) {
 		t.Fatal("negative value size accepted")
 	}
 }
+
+// TestGenValuesDoNotRepeat guards against values that share long runs (an
+// earlier generator drew every chunk after the first from a state of a few
+// hundred values, which made them compress far better than real data).
+func TestGenValuesDoNotRepeat(t *testing.T) {
+	g := Gen{Seed: 1, KeySize: 16, ValueSize: 100}
+	suffixes := map[string]bool{}
+	const n = 20000
+	for i := uint64(0); i < n; i++ {
+		suffixes[string(g.Value(nil, i, 0)[12:])] = true
+	}
+	if len(suffixes) != n {
+		t.Fatalf("%d values share their last 88 letters with another: only %d distinct suffixes", n-len(suffixes), len(suffixes))
+	}
+}

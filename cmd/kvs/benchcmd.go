@@ -34,11 +34,23 @@ amplification divides bytes on disk by the data set's key and value bytes.`,
 			if err := cfg.Gen.Validate(); err != nil {
 				return usageError{err}
 			}
+			// The global engine flags (--segment-size, --memtable-size,
+			// --compaction, ...) apply to every engine benchmarked; the
+			// spec's variant (bitcask/btree) picks the keydir.
+			flags, err := g.options(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
 			for _, s := range strings.Split(engines, ",") {
 				spec, err := bench.ParseEngineSpec(strings.TrimSpace(s))
 				if err != nil {
 					return usageError{err}
 				}
+				index := spec.Options.Bitcask.Index
+				spec.Options.Bitcask = flags.Bitcask
+				spec.Options.Bitcask.Index = index
+				spec.Options.LSM = flags.LSM
+				spec.Options.MaxValueSize = flags.MaxValueSize
 				cfg.Engines = append(cfg.Engines, spec)
 			}
 			cfg.Dir = g.dir

@@ -301,3 +301,22 @@ func TestLSMFlagsShapeTheTree(t *testing.T) {
 		t.Errorf("a bad --memtable-size: exit %d, stderr %q", code, errs)
 	}
 }
+
+func TestBenchAppliesEngineFlags(t *testing.T) {
+	writeAmp := func(extra ...string) float64 {
+		var rows []quickRow
+		args := append([]string{"bench", "--count", "20000", "--engines", "lsm", "--json"}, extra...)
+		if err := json.Unmarshal([]byte(mustRun(t, args...)), &rows); err != nil || len(rows) != 1 {
+			t.Fatalf("kvs %v: %v", args, err)
+		}
+		return rows[0].WriteAmp
+	}
+	// 20000 keys of 116 B fit the default 4 MiB memtable (only the WAL is
+	// written) but flush and compact many times through 64 KiB ones.
+	if def, small := writeAmp(), writeAmp("--memtable-size", "64KiB"); small < 2*def {
+		t.Fatalf("write amplification %.2f with 64 KiB memtables, %.2f by default: the flag did not reach the engine", small, def)
+	}
+	if _, errs, code := kvsRun(t, "", "bench", "--engines", "lsm", "--compaction", "sideways"); code != 2 || !strings.Contains(errs, "--compaction") {
+		t.Fatalf("bad --compaction: exit %d, %q", code, errs)
+	}
+}
