@@ -20,7 +20,10 @@ type Stats struct {
 
 	Gets      int64 // Get calls (engine and snapshots)
 	DiskReads int64 // file reads made to answer Gets
-	Syncs     int64 // fsyncs of data files and logs
+	// FilterSkips counts the tables a Get skipped because their bloom
+	// filter ruled the key out (lsm). Tables probed = DiskReads+FilterSkips.
+	FilterSkips int64
+	Syncs       int64 // fsyncs of data files and logs
 
 	Compactions            int64         // completed merges or compactions
 	CompactionTime         time.Duration // time spent in them

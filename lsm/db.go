@@ -146,13 +146,24 @@ type DB struct {
 	// levelStats accumulates per-level compaction counters.
 	levelStats [compaction.NumLevels]kvs.LevelStats
 
+	// removeMu orders the deletion of obsolete tables with Close. A
+	// compaction marks its inputs obsolete (zombies) once its edit is
+	// durable; the last reader to let go of one deletes its file
+	// (retire). Close deletes the zombies readers still hold, so no
+	// obsolete table outlives the engine, and after Close nothing is
+	// deleted: the directory may belong to a new Open by then. Lock
+	// order: db.mu, then removeMu.
+	removeMu     sync.Mutex
+	zombies      map[uint64]struct{} // removeMu
+	filesRetired bool                // removeMu; set by Close
+
 	stats struct {
-		gets, diskReads, syncs             atomic.Int64
-		userBytesWritten, diskBytesWritten atomic.Int64
-		compactions, compactionNanos       atomic.Int64
-		compactionRead, compactionWritten  atomic.Int64
-		flushes                            atomic.Int64
-		stallNanos                         atomic.Int64
+		gets, diskReads, filterSkips, syncs atomic.Int64
+		userBytesWritten, diskBytesWritten  atomic.Int64
+		compactions, compactionNanos        atomic.Int64
+		compactionRead, compactionWritten   atomic.Int64
+		flushes                             atomic.Int64
+		stallNanos                          atomic.Int64
 	}
 }
 
@@ -260,6 +271,7 @@ func OpenWith(dir string, opts *kvs.Options, lo *Options) (*DB, error) {
 		picker:    newPicker(lo),
 		copts:     *lo.Compaction.EnsureDefaults(),
 		tables:    map[uint64]*table{},
+		zombies:   map[uint64]struct{}{},
 		snapshots: map[*snapshot]struct{}{},
 		bgDone:    make(chan struct{}),
 	}
@@ -431,6 +443,7 @@ func (db *DB) Close() error {
 	}
 	db.jobMu.Unlock()
 	db.closeFiles()
+	db.removeZombies()
 	if lerr := db.lock.Close(); lerr != nil && err == nil {
 		err = fmt.Errorf("kvs/lsm: close: release lock: %w", lerr)
 	}
@@ -440,7 +453,6 @@ func (db *DB) Close() error {
 
 // closeFiles drops the engine's reference to the current read state; the
 // tables close once the snapshots and iterators still holding them let go.
-// Nothing is deleted after this: db.closed is set.
 func (db *DB) closeFiles() {
 	db.mu.Lock()
 	rs := db.rs
@@ -448,5 +460,26 @@ func (db *DB) closeFiles() {
 	db.mu.Unlock()
 	if rs != nil {
 		rs.unref()
+	}
+}
+
+// removeZombies deletes the files of the obsolete tables that snapshots or
+// iterators still hold (their open handles keep reading them) and stops
+// retire from deleting anything more.
+func (db *DB) removeZombies() {
+	db.removeMu.Lock()
+	defer db.removeMu.Unlock()
+	db.filesRetired = true
+	for num := range db.zombies {
+		db.removeTable(num)
+		delete(db.zombies, num)
+	}
+}
+
+// removeTable deletes table num's file. A failure is logged: the next
+// Open deletes what the MANIFEST does not name.
+func (db *DB) removeTable(num uint64) {
+	if err := db.fs.Remove(db.path(tableName(num))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		db.log.WithError(err).Warn("cannot delete an obsolete table; the next open will")
 	}
 }

@@ -482,3 +482,71 @@ func TestCompactDropsOverwritesFlushedTogether(t *testing.T) {
 		t.Errorf("after Compact the tables hold %d entries and %d deletions, want 1 and 0", e, d)
 	}
 }
+
+// TestCloseDeletesObsoleteTablesReadersHold holds an iterator and a
+// snapshot over tables that a Compact then replaces, and closes the engine
+// with both still open: the replaced tables must be gone when Close
+// returns (the readers' handles keep working until then), and closing the
+// readers afterwards must delete nothing of a new Open's.
+func TestCloseDeletesObsoleteTablesReadersHold(t *testing.T) {
+	fs := vfs.NewMem()
+	lo := smallOptions()
+	lo.DisableAutomaticCompactions = true
+	db := openTestDB(t, fs, lo)
+	m := model{}
+	churn(t, db, m, rand.New(rand.NewSource(3)), 3000)
+	tablesOnDisk := func() []string {
+		t.Helper()
+		names, err := fs.List(testDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tables []string
+		for _, name := range names {
+			if _, kind := parseFileName(name); kind == fileTable {
+				tables = append(tables, name)
+			}
+		}
+		return tables
+	}
+	before := tablesOnDisk()
+	if len(before) < 2 {
+		t.Fatalf("churn left %d tables, want several", len(before))
+	}
+	snap, err := db.NewSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, err := db.NewIter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	// The held tables are still readable through the snapshot.
+	checkModel(t, snap, m)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after := tablesOnDisk()
+	for _, name := range after {
+		if slices.Contains(before, name) {
+			t.Errorf("table %s, replaced by Compact, outlived Close", name)
+		}
+	}
+	// A new Open must find no garbage, and the readers of the old engine,
+	// closed now, must not delete the new engine's files.
+	db = openTestDB(t, fs, lo)
+	defer db.Close()
+	if err := it.Close(); err != nil && !errors.Is(err, kvs.ErrClosed) {
+		t.Fatal(err)
+	}
+	if err := snap.Close(); err != nil && !errors.Is(err, kvs.ErrClosed) {
+		t.Fatal(err)
+	}
+	if got := tablesOnDisk(); !slices.Equal(got, after) {
+		t.Errorf("tables after reopen and closing old readers: %v, want %v", got, after)
+	}
+	checkModel(t, db, m)
+}

@@ -39,8 +39,9 @@
 // A read takes a reference on the current readState and the visible
 // sequence number together (under db.mu). Get looks in the memtables, the
 // L0 tables newest first, then the one table per deeper level whose range
-// holds the key (sstable.Reader.Get consults the bloom filter); the first
-// version found is the newest. NewIter merges an iterator per memtable and
+// holds the key, skipping a table whose bloom filter rules the key out
+// (counted in Stats.FilterSkips; the tables read are Stats.DiskReads); the
+// first version found is the newest. NewIter merges an iterator per memtable and
 // per table (mergingIter) and hides invisible, shadowed and deleted
 // versions (dbIter); an iterator holds its read state until it is
 // closed, so the tables it reads are not deleted under it. A snapshot is

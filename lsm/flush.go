@@ -120,17 +120,21 @@ func (db *DB) openTable(meta *compaction.TableMeta) (*table, error) {
 }
 
 // retire closes a table no reader holds any more and, if an edit removed
-// it from the version, deletes its file. Nothing is deleted once the
-// engine is closed: the directory may belong to a new Open by then.
+// it from the version, deletes its file, unless Close has already done so
+// (see DB.removeMu).
 func (db *DB) retire(t *table) {
 	t.r.Close()
 	db.cache.EvictTable(t.r.CacheID())
-	if !t.obsolete.Load() || db.closed.Load() {
+	if !t.obsolete.Load() {
 		return
 	}
-	if err := db.fs.Remove(db.path(tableName(t.meta.FileNum))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		db.log.WithError(err).Warn("cannot delete an obsolete table; the next open will")
+	db.removeMu.Lock()
+	defer db.removeMu.Unlock()
+	if db.filesRetired {
+		return
 	}
+	delete(db.zombies, t.meta.FileNum)
+	db.removeTable(t.meta.FileNum)
 }
 
 // background runs flushes and compactions, one at a time, until Close or

@@ -158,6 +158,10 @@ func (db *DB) get(rs *readState, key []byte, seq uint64) ([]byte, error) {
 			if bytes.Compare(key, t.meta.Smallest.UserKey) < 0 || bytes.Compare(key, t.meta.Largest.UserKey) > 0 {
 				continue
 			}
+			if !t.r.MayContain(key) {
+				db.stats.filterSkips.Add(1)
+				continue
+			}
 			db.stats.diskReads.Add(1)
 			v, kind, ok, err := t.r.Get(key, seq)
 			if err != nil {

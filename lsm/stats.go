@@ -40,6 +40,7 @@ func (db *DB) Stats() kvs.Stats {
 		DiskBytesWritten:       db.stats.diskBytesWritten.Load(),
 		Gets:                   db.stats.gets.Load(),
 		DiskReads:              db.stats.diskReads.Load(),
+		FilterSkips:            db.stats.filterSkips.Load(),
 		Syncs:                  db.stats.syncs.Load(),
 		Compactions:            db.stats.compactions.Load(),
 		CompactionTime:         time.Duration(db.stats.compactionNanos.Load()),

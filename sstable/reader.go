@@ -227,6 +227,13 @@ func (r *Reader) Close() error {
 	return nil
 }
 
+// MayContain reports whether the table may hold userKey, by its bloom
+// filter alone; false is certain. A table written without a filter may
+// hold any key. Callers that count filter hits call it before Get.
+func (r *Reader) MayContain(userKey []byte) bool {
+	return !r.hasFilt || r.filter.mayContain(userKey)
+}
+
 // Get returns the newest version of userKey with a sequence number <= seq:
 // its value (a copy, the caller's), its kind and found = true. A KindDelete
 // entry is returned as found with a nil value: the key was deleted at that
@@ -234,7 +241,7 @@ func (r *Reader) Close() error {
 // consults the bloom filter first and reads no data block when it says
 // the key is absent.
 func (r *Reader) Get(userKey []byte, seq uint64) (value []byte, kind base.Kind, found bool, err error) {
-	if r.hasFilt && !r.filter.mayContain(userKey) {
+	if !r.MayContain(userKey) {
 		return nil, 0, false, nil
 	}
 	g := getStatePool.Get().(*getState)

@@ -194,6 +194,12 @@ func TestBadInputGivesClearErrors(t *testing.T) {
 		{"no dir flag", []string{"get", "k"}, 2, "--dir is required"},
 		{"bad sync mode", []string{"put", "--dir", dir, "--sync", "sometimes", "k", "v"}, 2, "--sync"},
 		{"bad index", []string{"put", "--dir", dir, "--index", "trie", "k", "v"}, 2, "--index"},
+		{"bad l1 size", []string{"put", "--dir", dir, "--l1-size", "0", "k", "v"}, 2, "--l1-size"},
+		{"bad level multiplier", []string{"put", "--dir", dir, "--level-multiplier", "1", "k", "v"}, 2, "--level-multiplier"},
+		{"bad block size", []string{"put", "--dir", dir, "--block-size", "big", "k", "v"}, 2, "--block-size"},
+		{"bad bloom bits", []string{"put", "--dir", dir, "--bloom-bits", "-2", "k", "v"}, 2, "--bloom-bits"},
+		{"bad cache size", []string{"put", "--dir", dir, "--cache-size", "-1MiB", "k", "v"}, 2, "--cache-size"},
+		{"bad compression", []string{"put", "--dir", dir, "--compression", "zstd", "k", "v"}, 2, "--compression"},
 		{"unknown engine", []string{"put", "--engine", "rocks", "--dir", t.TempDir(), "k", "v"}, 1, "unknown engine"},
 		{"wrong arg count", []string{"get", "--dir", dir}, 2, "one KEY"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
@@ -318,5 +324,42 @@ func TestBenchAppliesEngineFlags(t *testing.T) {
 	}
 	if _, errs, code := kvsRun(t, "", "bench", "--engines", "lsm", "--compaction", "sideways"); code != 2 || !strings.Contains(errs, "--compaction") {
 		t.Fatalf("bad --compaction: exit %d, %q", code, errs)
+	}
+}
+
+// TestLSMTableFlagsReachTheTables loads through small memtables with and
+// without --bloom-bits -1 --block-size 1KiB --compression none and reads
+// the flushed tables' properties back with kvs inspect.
+func TestLSMTableFlagsReachTheTables(t *testing.T) {
+	type props struct {
+		Properties struct {
+			DataBlocks  int     `json:"data_blocks"`
+			DataBytes   int     `json:"data_bytes"`
+			FilterBytes int     `json:"filter_bytes"`
+			Compression float64 `json:"compression_ratio"`
+		} `json:"properties"`
+	}
+	load := func(extra ...string) props {
+		t.Helper()
+		dir := t.TempDir()
+		args := append([]string{"load", "--engine", "lsm", "--dir", dir, "--count", "5000", "--no-progress", "--memtable-size", "64KiB"}, extra...)
+		mustRun(t, args...)
+		tables, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+		if len(tables) == 0 {
+			t.Fatalf("kvs %v left no tables", args)
+		}
+		var p props
+		if err := json.Unmarshal([]byte(mustRun(t, "inspect", "--json", tables[0])), &p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	def := load()
+	if def.Properties.FilterBytes == 0 || def.Properties.DataBytes/def.Properties.DataBlocks < 2<<10 {
+		t.Fatalf("default tables: %+v; want a filter and ~4 KiB blocks", def.Properties)
+	}
+	p := load("--bloom-bits", "-1", "--block-size", "1KiB", "--compression", "none")
+	if p.Properties.FilterBytes != 0 || p.Properties.DataBytes/p.Properties.DataBlocks > 2<<10 || p.Properties.Compression > 1 {
+		t.Fatalf("tables with --bloom-bits -1 --block-size 1KiB --compression none: %+v", p.Properties)
 	}
 }

@@ -24,6 +24,12 @@ type globals struct {
 	memtable    string
 	targetFile  string
 	l0Trigger   int
+	l1Size      string
+	levelMult   int
+	blockSize   string
+	bloomBits   int
+	cacheSize   string
+	compression string
 	maxValue    string
 	sync        string
 	logLevel    string
@@ -53,6 +59,12 @@ the engine from the directory's ENGINE file (bitcask for a new directory).`,
 	pf.StringVar(&g.targetFile, "target-file-size", "", "lsm compaction output table size, e.g. 2MiB (default 2MiB)")
 	pf.IntVar(&g.l0Trigger, "l0-trigger", 0, "lsm L0 table count that starts an L0 compaction (default 4)")
 	pf.StringVar(&g.compaction, "compaction", "", "lsm compaction policy: leveled (default) or tiered")
+	pf.StringVar(&g.l1Size, "l1-size", "", "lsm L1 target size, e.g. 64MiB (default 64MiB)")
+	pf.IntVar(&g.levelMult, "level-multiplier", 0, "lsm growth of each level's target over the one above, at least 2 (default 10)")
+	pf.StringVar(&g.blockSize, "block-size", "", "lsm sstable data block size, e.g. 4KiB (default 4KiB)")
+	pf.IntVar(&g.bloomBits, "bloom-bits", 0, "lsm bloom filter bits per key; -1 writes no filter (default 10)")
+	pf.StringVar(&g.cacheSize, "cache-size", "", "lsm block cache size, e.g. 8MiB (default 8MiB)")
+	pf.StringVar(&g.compression, "compression", "", "lsm data block compression: snappy (default) or none")
 	pf.StringVar(&g.maxValue, "max-value-size", "", "largest value accepted, e.g. 16MiB (default 16MiB)")
 	pf.StringVar(&g.sync, "sync", "", "durability of writes: always (fsync each write), group (share fsyncs), none")
 	pf.StringVar(&g.logLevel, "log-level", "warn", "engine log level: debug, info, warn, error")
@@ -102,6 +114,44 @@ func (g *globals) options(stderr io.Writer) (*kvs.Options, error) {
 			return nil, usagef("--target-file-size: %q is not a positive size such as 2MiB", g.targetFile)
 		}
 		o.LSM.TargetFileSize = n
+	}
+	for _, f := range []struct {
+		flag, val string
+		dst       *int64
+		example   string
+	}{
+		{"--l1-size", g.l1Size, &o.LSM.BaseLevelBytes, "64MiB"},
+		{"--cache-size", g.cacheSize, &o.LSM.BlockCacheBytes, "8MiB"},
+	} {
+		if f.val == "" {
+			continue
+		}
+		n, err := parseBytes(f.val)
+		if err != nil || n <= 0 {
+			return nil, usagef("%s: %q is not a positive size such as %s", f.flag, f.val, f.example)
+		}
+		*f.dst = n
+	}
+	if g.blockSize != "" {
+		n, err := parseBytes(g.blockSize)
+		if err != nil || n <= 0 || n > 1<<30 {
+			return nil, usagef("--block-size: %q is not a size from 1B to 1GiB such as 4KiB", g.blockSize)
+		}
+		o.LSM.BlockSize = int(n)
+	}
+	if g.levelMult != 0 && g.levelMult < 2 {
+		return nil, usagef("--level-multiplier: %d is less than 2", g.levelMult)
+	}
+	o.LSM.LevelMultiplier = g.levelMult
+	if g.bloomBits < -1 {
+		return nil, usagef("--bloom-bits: %d is not -1 (no filter) or a count of bits per key", g.bloomBits)
+	}
+	o.LSM.BloomBitsPerKey = g.bloomBits
+	switch g.compression {
+	case "", kvs.CompressionSnappy, kvs.CompressionNone:
+		o.LSM.Compression = g.compression
+	default:
+		return nil, usagef("--compression: %q is not snappy or none", g.compression)
 	}
 	if g.l0Trigger < 0 {
 		return nil, usagef("--l0-trigger: %d is negative", g.l0Trigger)

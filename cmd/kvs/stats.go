@@ -43,7 +43,7 @@ func statsJSON(st kvs.Stats) any {
 func printStats(w io.Writer, st kvs.Stats) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	kind := ""
-	if st.IndexKind != "" {
+	if st.IndexKind != "" && st.IndexKind != st.Engine {
 		kind = " (index " + st.IndexKind + ")"
 	}
 	fmt.Fprintf(tw, "engine\t%s%s\n", st.Engine, kind)
@@ -58,7 +58,11 @@ func printStats(w io.Writer, st kvs.Stats) {
 	fmt.Fprintf(tw, "bytes on disk\t%s\tspace amplification %.2f\n", humanBytes(st.BytesOnDisk), st.SpaceAmp())
 	fmt.Fprintf(tw, "user bytes written\t%s\tsince open\n", humanBytes(st.UserBytesWritten))
 	fmt.Fprintf(tw, "disk bytes written\t%s\twrite amplification %.2f\n", humanBytes(st.DiskBytesWritten), st.WriteAmp())
-	fmt.Fprintf(tw, "gets\t%d\t%d disk reads, read amplification %.2f\n", st.Gets, st.DiskReads, st.ReadAmp())
+	skips := ""
+	if st.FilterSkips > 0 {
+		skips = fmt.Sprintf(" (%d tables skipped by bloom filters)", st.FilterSkips)
+	}
+	fmt.Fprintf(tw, "gets\t%d\t%d disk reads, read amplification %.2f%s\n", st.Gets, st.DiskReads, st.ReadAmp(), skips)
 	fmt.Fprintf(tw, "fsyncs\t%d\n", st.Syncs)
 	fmt.Fprintf(tw, "compactions\t%d\t%s, read %s, wrote %s\n", st.Compactions, st.CompactionTime.Round(time.Millisecond),
 		humanBytes(st.CompactionBytesRead), humanBytes(st.CompactionBytesWritten))
