@@ -1,6 +1,7 @@
 package sstable
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -67,6 +68,11 @@ func (o *WriterOptions) EnsureDefaults() {
 	}
 }
 
+// writeBufferSize is how many bytes of finished blocks the Writer gathers
+// before it writes them to the file: one write per block would cost a
+// system call per 4 KiB.
+const writeBufferSize = 256 << 10
+
 // errWriterClosed is returned by calls after Close.
 var errWriterClosed = errors.New("kvs/sstable: writer is closed")
 
@@ -76,6 +82,7 @@ var errWriterClosed = errors.New("kvs/sstable: writer is closed")
 // every call returns that error (Close still closes the file).
 type Writer struct {
 	f    vfs.File
+	bw   *bufio.Writer // batches blocks into large writes
 	opts WriterOptions
 
 	offset     uint64 // bytes written so far
@@ -100,6 +107,7 @@ func NewWriter(f vfs.File, o WriterOptions) *Writer {
 	o.EnsureDefaults()
 	return &Writer{
 		f:     f,
+		bw:    bufio.NewWriterSize(f, writeBufferSize),
 		opts:  o,
 		data:  blockWriter{restartInterval: o.BlockRestartInterval},
 		index: blockWriter{restartInterval: 1},
@@ -222,7 +230,7 @@ func (w *Writer) write(p []byte) {
 	if w.err != nil {
 		return
 	}
-	n, err := w.f.Write(p)
+	n, err := w.bw.Write(p)
 	w.offset += uint64(n)
 	if err != nil {
 		w.err = fmt.Errorf("kvs/sstable: write: %w", err)
@@ -245,6 +253,11 @@ func (w *Writer) Close() (Properties, error) {
 	w.closed = true
 	if w.err == nil {
 		w.finishTable()
+	}
+	if w.err == nil {
+		if err := w.bw.Flush(); err != nil {
+			w.err = fmt.Errorf("kvs/sstable: write: %w", err)
+		}
 	}
 	if w.err == nil {
 		if err := w.f.Sync(); err != nil {

@@ -112,7 +112,10 @@ func TestWriteErrorIsSticky(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			_, err := w.WriteRecord(record(2, 3000))
+			if _, err := w.WriteRecord(record(2, 3000)); err != nil {
+				t.Fatalf("third record, gathered in memory: %v", err)
+			}
+			err := w.Flush()
 			if !errors.Is(err, vfs.ErrIO) {
 				t.Fatalf("third write: %v, want EIO", err)
 			}

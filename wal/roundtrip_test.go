@@ -144,8 +144,48 @@ func TestWriterReusesNoCallerMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	copy(p, "XXXXX")
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	res := readBytes(f.data, testLogNum)
 	if len(res.records) != 1 || !bytes.Equal(res.records[0], []byte("first")) {
 		t.Fatalf("read %q, want [first]", res.records)
+	}
+}
+
+// TestWriterGathersRecordsIntoBlockWrites checks when records reach the
+// file: not one by one, but once a block's worth has gathered, and at a
+// Flush or Sync.
+func TestWriterGathersRecordsIntoBlockWrites(t *testing.T) {
+	f := &bytesFile{}
+	w := NewWriter(f, testLogNum)
+	rec := bytes.Repeat([]byte("r"), 1000)
+	if _, err := w.WriteRecord(rec); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.data) != 0 {
+		t.Fatalf("one small record wrote %d bytes to the file at once", len(f.data))
+	}
+	n := 1
+	for ; len(f.data) == 0; n++ {
+		if n > BlockSize/len(rec)+1 {
+			t.Fatalf("%d records (%d bytes) gathered without a write", n, w.Size())
+		}
+		if _, err := w.WriteRecord(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if int64(len(f.data)) != w.Size() {
+		t.Fatalf("file holds %d bytes after the block filled, log size %d", len(f.data), w.Size())
+	}
+	if _, err := w.WriteRecord([]byte("last")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	res := readBytes(f.data, testLogNum)
+	if len(res.records) != n+1 || !bytes.Equal(res.records[n], []byte("last")) {
+		t.Fatalf("read %d records, want %d ending in \"last\"", len(res.records), n+1)
 	}
 }

@@ -15,10 +15,13 @@ import (
 // concurrent callers waiting for durability share fsyncs (group commit,
 // see WaitDurable).
 //
-// A record is handed to the file with a single Write call before
-// WriteRecord returns, so it survives a crash of the process (the page
-// cache holds it) but not of the machine until a Sync, SyncRecord or
-// WaitDurable covering it returns.
+// Records are gathered in memory and handed to the file in one Write when
+// a block's worth (32 KiB) has gathered, and whenever a sync, Flush or
+// Close needs them there: one system call per small record would cost
+// more than encoding it. A record survives a crash of the process once it
+// has been handed to the file (the page cache holds it), and a crash of
+// the machine once a Sync, SyncRecord or WaitDurable covering it returns.
+// Records lost in a crash are always a suffix of those appended.
 //
 // Errors are sticky: after a failed write or fsync every later call
 // (WriteRecord, SyncRecord, WaitDurable, Sync, Close) returns the first
@@ -31,13 +34,13 @@ type Writer struct {
 	f      vfs.File
 	logNum uint64
 
-	// mu guards the append state: size, err, closing and buf. Lock
+	// mu guards the append state: size, pending, err and closing. Lock
 	// order: syncMu, then mu.
 	mu      sync.Mutex
-	size    int64  // bytes handed to f
+	size    int64  // bytes appended: handed to f, then pending
+	pending []byte // encoded bytes not yet handed to f
 	err     error  // sticky failure, nil while healthy
 	closing bool   // Close has begun: no more appends
-	buf     []byte // encoding scratch, reused between records
 
 	// syncMu guards the group commit state. syncCond is signalled when a
 	// leader's fsync ends.
@@ -108,30 +111,55 @@ func (w *Writer) WriteRecord(p []byte) (end int64, err error) {
 	if w.closing {
 		return 0, fmt.Errorf("kvs/wal: write log %d: %w", w.logNum, kvs.ErrClosed)
 	}
-	buf := w.encode(w.buf[:0], p)
-	n, err := w.f.Write(buf)
-	if err == nil && n < len(buf) {
-		err = io.ErrShortWrite
-	}
-	if err != nil {
-		// NB: the file may now end in part of this record. Nothing more
-		// is appended after it, so a Reader finds it as a torn tail.
-		w.err = fmt.Errorf("kvs/wal: write log %d at offset %d: %w", w.logNum, w.size, err)
-		return 0, w.err
-	}
-	if cap(buf) <= maxKeptBuffer {
-		w.buf = buf
-	} else {
-		w.buf = nil
-	}
-	w.size += int64(len(buf))
+	n := len(w.pending)
+	w.pending = w.encode(w.pending, p)
+	w.size += int64(len(w.pending) - n)
 	w.records.Add(1)
 	w.payloadBytes.Add(int64(len(p)))
+	if len(w.pending) >= BlockSize {
+		if err := w.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
 	return w.size, nil
 }
 
-// maxKeptBuffer is the largest encoding buffer a Writer keeps between
-// records, so that one huge record does not pin its memory.
+// Flush hands the records gathered in memory to the file, without an
+// fsync: after it returns they survive a crash of the process.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.flushLocked()
+}
+
+// flushLocked writes w.pending to the file. mu is held.
+func (w *Writer) flushLocked() error {
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.pending) == 0 {
+		return nil
+	}
+	n, err := w.f.Write(w.pending)
+	if err == nil && n < len(w.pending) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		// NB: the file may now end in part of a record. Nothing more is
+		// appended after it, so a Reader finds it as a torn tail.
+		w.err = fmt.Errorf("kvs/wal: write log %d at offset %d: %w", w.logNum, w.size-int64(len(w.pending)), err)
+		return w.err
+	}
+	if cap(w.pending) <= maxKeptBuffer {
+		w.pending = w.pending[:0]
+	} else {
+		w.pending = nil
+	}
+	return nil
+}
+
+// maxKeptBuffer is the largest pending buffer a Writer keeps between
+// writes, so that one huge record does not pin its memory.
 const maxKeptBuffer = 1 << 20
 
 // encode appends to dst the fragments of record p, starting at log offset
@@ -244,12 +272,14 @@ func (w *Writer) WaitDurable(end int64) error {
 	}
 }
 
-// syncFile fsyncs the file and returns the log size it made durable: the
-// size when the fsync began, since every byte appended before then was
-// handed to the file before it. syncMu is not held.
+// syncFile hands the pending records to the file, fsyncs it and returns
+// the log size it made durable: the size when the fsync began, since every
+// byte appended before then was handed to the file before it. syncMu is
+// not held.
 func (w *Writer) syncFile() (int64, error) {
 	w.mu.Lock()
-	target, err := w.size, w.err
+	err := w.flushLocked()
+	target := w.size
 	w.mu.Unlock()
 	if err != nil {
 		return 0, err
