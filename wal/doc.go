@@ -47,10 +47,12 @@
 //
 // # Concurrency and durability
 //
-// A Writer is safe for concurrent use. WriteRecord hands each record to
-// the file with one Write call under the Writer's mutex, so records never
-// interleave and a record survives a crash of the process once
-// WriteRecord returns; it survives a crash of the machine once an fsync
+// A Writer is safe for concurrent use. WriteRecord encodes each record
+// under the Writer's mutex into a buffer of records not yet written, so
+// records never interleave; the buffer goes to the file in one Write when
+// it holds a block's worth (32 KiB), and before every fsync, Flush and
+// Close. A record survives a crash of the process once it has been
+// written (Flush forces that), and a crash of the machine once an fsync
 // covering it returns (Sync, SyncRecord, WaitDurable). Concurrent callers
 // waiting for durability share fsyncs (group commit): one leader fsyncs
 // on behalf of every record appended before its fsync began. Records lie
