@@ -99,10 +99,11 @@ type LSMOptions struct {
 	// Compression is the data block compression: "snappy" (the default;
 	// a block is stored compressed only when that pays) or "none".
 	Compression string
-	// Compaction is the compaction policy: "leveled" (the default;
-	// levels growing by LevelMultiplier) or "tiered" (size-tiered: sorted
-	// runs of similar size in L0 merged into one; see package
-	// compaction's Tiered).
+	// Compaction is the compaction policy: "leveled" (levels growing by
+	// LevelMultiplier) or "tiered" (size-tiered: sorted runs of similar
+	// size in L0 merged into one; see package compaction's Tiered). The
+	// directory records it: empty keeps the policy it was last opened
+	// with, leveled for a new directory.
 	Compaction string
 }
 
@@ -141,9 +142,8 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.LSM.Compression == "" {
 		o.LSM.Compression = CompressionSnappy
 	}
-	if o.LSM.Compaction == "" {
-		o.LSM.Compaction = CompactionLeveled
-	}
+	// NB: LSM.Compaction stays empty: the engine then keeps the policy
+	// its directory records.
 	return o
 }
 

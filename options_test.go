@@ -11,7 +11,7 @@ func TestEnsureDefaultsOnNil(t *testing.T) {
 	o = o.EnsureDefaults()
 	if o.FS == nil || o.Logger == nil || o.MaxValueSize != DefaultMaxValueSize ||
 		o.Bitcask.Index != IndexHash || o.Bitcask.MaxSegmentBytes != DefaultMaxSegmentBytes ||
-		o.LSM.Compression != CompressionSnappy || o.LSM.Compaction != CompactionLeveled {
+		o.LSM.Compression != CompressionSnappy || o.LSM.Compaction != "" {
 		t.Fatalf("defaults not applied: %+v", o)
 	}
 }

@@ -34,6 +34,7 @@ type Stats struct {
 
 	IndexBytes int64 // estimated memory of in-memory indexes (keydir, bloom filters, ...)
 	IndexKind  string
+	Compaction string // lsm: the compaction policy in force, leveled or tiered
 
 	Segments []SegmentStats // bitcask: one per data file, oldest first
 	Levels   []LevelStats   // lsm: one per level

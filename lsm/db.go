@@ -233,10 +233,6 @@ func OpenWith(dir string, opts *kvs.Options, lo *Options) (*DB, error) {
 		return nil, fmt.Errorf("kvs/lsm: open %s: option L0StopTrigger %d is below Compaction.L0CompactionTrigger %d",
 			dir, lo.L0StopTrigger, lo.Compaction.L0CompactionTrigger)
 	}
-	if lo.Policy == kvs.CompactionTiered && lo.L0StopTrigger < 2 {
-		// NB: tiered compaction merges L0 runs into one run, never fewer.
-		return nil, fmt.Errorf("kvs/lsm: open %s: option L0StopTrigger %d: tiered compaction needs at least 2", dir, lo.L0StopTrigger)
-	}
 	fsys := opts.FS
 	dirSyncs, err := prepareDir(fsys, dir, opts.ErrorIfNotExist)
 	if err != nil {
@@ -268,7 +264,6 @@ func OpenWith(dir string, opts *kvs.Options, lo *Options) (*DB, error) {
 		log:       opts.Logger.WithFields(logrus.Fields{"engine": engineName, "dir": dir}),
 		lock:      lock,
 		cache:     sstable.NewCache(lo.BlockCacheBytes),
-		picker:    newPicker(lo),
 		copts:     *lo.Compaction.EnsureDefaults(),
 		tables:    map[uint64]*table{},
 		zombies:   map[uint64]struct{}{},

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/kvs-lab/kvs"
+	"github.com/kvs-lab/kvs/compaction"
 	"github.com/kvs-lab/kvs/internal/vfs"
 )
 
@@ -549,4 +550,46 @@ func TestCloseDeletesObsoleteTablesReadersHold(t *testing.T) {
 		t.Errorf("tables after reopen and closing old readers: %v, want %v", got, after)
 	}
 	checkModel(t, db, m)
+}
+
+// TestCompactionPolicyIsRecorded opens a directory with the tiered policy
+// and reopens it naming none, then leveled, then none again: an open that
+// names no policy keeps the directory's, and the MANIFEST records it.
+func TestCompactionPolicyIsRecorded(t *testing.T) {
+	fs := vfs.NewMem()
+	m := model{}
+	rng := rand.New(rand.NewSource(4))
+	for i, c := range []struct{ ask, want string }{
+		{kvs.CompactionTiered, kvs.CompactionTiered},
+		{"", kvs.CompactionTiered},
+		{kvs.CompactionLeveled, kvs.CompactionLeveled},
+		{"", kvs.CompactionLeveled},
+	} {
+		lo := smallOptions()
+		lo.Policy = c.ask
+		db := openTestDB(t, fs, lo)
+		if got := db.Stats().Compaction; got != c.want {
+			t.Fatalf("open %d asking %q: policy %q, want %q", i, c.ask, got, c.want)
+		}
+		checkModel(t, db, m)
+		churn(t, db, m, rng, 1000)
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		cur, err := readCurrent(fs, testDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recorded string
+		if _, _, err := ReadManifest(fs, fs.PathJoin(testDir, manifestName(cur)), cur, func(_ int64, e *VersionEdit, _ *compaction.Version) {
+			if e.Compaction != "" {
+				recorded = e.Compaction
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if recorded != c.want {
+			t.Fatalf("open %d: the MANIFEST records %q, want %q", i, recorded, c.want)
+		}
+	}
 }

@@ -43,11 +43,12 @@ type versionState struct {
 	logNumber      uint64 // WALs numbered below this hold nothing unflushed
 	nextFileNumber uint64 // the next file number to hand out
 	lastSeq        uint64 // the last sequence number made durable by a flush
+	compaction     string // the policy recorded, "" in a MANIFEST older than the tag
 }
 
 // snapshotEdit returns the edit that rebuilds s from an empty version.
 func (s *versionState) snapshotEdit() *VersionEdit {
-	e := &VersionEdit{LogNumber: s.logNumber, NextFileNumber: s.nextFileNumber, LastSeq: s.lastSeq}
+	e := &VersionEdit{LogNumber: s.logNumber, NextFileNumber: s.nextFileNumber, LastSeq: s.lastSeq, Compaction: s.compaction}
 	for level, tables := range s.version.Levels {
 		for _, t := range tables {
 			e.Added = append(e.Added, NewTable{Level: level, Meta: t})
@@ -61,6 +62,9 @@ func (s *versionState) absorb(e *VersionEdit) {
 	s.logNumber = max(s.logNumber, e.LogNumber)
 	s.nextFileNumber = max(s.nextFileNumber, e.NextFileNumber)
 	s.lastSeq = max(s.lastSeq, e.LastSeq)
+	if e.Compaction != "" {
+		s.compaction = e.Compaction
+	}
 }
 
 // manifest is the open MANIFEST that edits are appended to. It is not safe

@@ -39,11 +39,13 @@ type Options struct {
 	Table sstable.WriterOptions
 	// Compaction tunes the leveled picker and the output file size.
 	Compaction compaction.Options
-	// Policy is the compaction policy, kvs.CompactionLeveled (the
-	// default) or kvs.CompactionTiered. Tiered merges sorted runs in L0
-	// only (compaction.Tiered): a merge writes one table that replaces
-	// its input runs, and what Compact pushes to the bottom level stays
-	// there. Its merges start at Compaction.L0CompactionTrigger runs.
+	// Policy is the compaction policy, kvs.CompactionLeveled or
+	// kvs.CompactionTiered. Empty keeps the policy the directory was last
+	// opened with (recorded in its MANIFEST), leveled for a new one.
+	// Tiered merges sorted runs in L0 only (compaction.Tiered): a merge
+	// writes one table that replaces its input runs, and what Compact
+	// pushes to the bottom level stays there. Its merges start at
+	// Compaction.L0CompactionTrigger runs.
 	Policy string
 	// DisableAutomaticCompactions stops the background goroutine from
 	// picking compactions (flushes still happen); Compact still works.
@@ -80,9 +82,6 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.BlockCacheBytes == 0 {
 		o.BlockCacheBytes = DefaultBlockCacheBytes
-	}
-	if o.Policy == "" {
-		o.Policy = kvs.CompactionLeveled
 	}
 	o.Table.EnsureDefaults()
 	o.Compaction.EnsureDefaults()

@@ -120,7 +120,10 @@ func (db *DB) recover() error {
 	if err != nil {
 		return fmt.Errorf("kvs/lsm: open %s: %w", db.dir, err)
 	}
-	st = versionState{version: v, logNumber: logNum, nextFileNumber: db.nextFileNum, lastSeq: lastSeq}
+	if err := db.choosePolicy(st.compaction); err != nil {
+		return err
+	}
+	st = versionState{version: v, logNumber: logNum, nextFileNumber: db.nextFileNum, lastSeq: lastSeq, compaction: db.lo.Policy}
 	m, err := createManifest(db.fs, db.dir, manifestNum, st, &db.stats.syncs)
 	if err != nil {
 		return fmt.Errorf("kvs/lsm: open %s: %w", db.dir, err)
@@ -218,4 +221,26 @@ func (db *DB) replayWAL(num uint64, newest bool, apply func(*kvs.Batch) error) (
 			Warn("dropped the torn tail of the WAL: a write a crash interrupted")
 	}
 	return n, nil
+}
+
+// choosePolicy settles the compaction policy: the one the options name,
+// else the one recorded in the MANIFEST, else leveled. Open records it in
+// the new MANIFEST, so a directory keeps its policy across opens that do
+// not name one (a `kvs stats` must not start reshaping a tiered tree into
+// levels).
+func (db *DB) choosePolicy(recorded string) error {
+	switch asked := db.lo.Policy; {
+	case asked == "" && recorded != "":
+		db.lo.Policy = recorded
+	case asked == "":
+		db.lo.Policy = kvs.CompactionLeveled
+	case recorded != "" && asked != recorded:
+		db.log.WithFields(logrus.Fields{"from": recorded, "to": asked}).Info("compaction policy changed")
+	}
+	if db.lo.Policy == kvs.CompactionTiered && db.lo.L0StopTrigger < 2 {
+		// NB: tiered compaction merges L0 runs into one run, never fewer.
+		return fmt.Errorf("kvs/lsm: open %s: option L0StopTrigger %d: tiered compaction needs at least 2", db.dir, db.lo.L0StopTrigger)
+	}
+	db.picker = newPicker(db.lo)
+	return nil
 }

@@ -48,6 +48,7 @@ func (db *DB) Stats() kvs.Stats {
 		CompactionBytesWritten: db.stats.compactionWritten.Load(),
 		StallTime:              time.Duration(db.stats.stallNanos.Load()),
 		IndexKind:              engineName,
+		Compaction:             db.lo.Policy,
 		Levels:                 make([]kvs.LevelStats, compaction.NumLevels),
 	}
 	db.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/kvs-lab/kvs"
 	"github.com/kvs-lab/kvs/compaction"
 	"github.com/kvs-lab/kvs/internal/base"
 )
@@ -27,12 +28,18 @@ import (
 //	                       smallest key (uvarint length + internal key),
 //	                       largest key (likewise), smallest seq uvarint,
 //	                       largest seq uvarint
+//	tag 6  Compaction      uvarint length + name: the compaction policy
+//	                       in force, "leveled" or "tiered"
 type VersionEdit struct {
 	LogNumber      uint64 // 0: unchanged
 	NextFileNumber uint64 // 0: unchanged
 	LastSeq        uint64 // 0: unchanged
-	Deleted        []DeletedTable
-	Added          []NewTable
+	// Compaction is the compaction policy the directory is kept by
+	// ("": unchanged). Open records it in the snapshot that starts each
+	// MANIFEST, so a later Open that names no policy keeps it.
+	Compaction string
+	Deleted    []DeletedTable
+	Added      []NewTable
 }
 
 // DeletedTable names a table an edit removes.
@@ -54,6 +61,7 @@ const (
 	tagLastSeq        = 3
 	tagDeletedTable   = 4
 	tagNewTable       = 5
+	tagCompaction     = 6
 )
 
 // errBadEdit is wrapped by every decoding error; the manifest reader turns
@@ -76,6 +84,10 @@ func (e *VersionEdit) Encode(dst []byte) []byte {
 	}
 	if e.LastSeq != 0 {
 		put(tagLastSeq, e.LastSeq)
+	}
+	if e.Compaction != "" {
+		put(tagCompaction, uint64(len(e.Compaction)))
+		dst = append(dst, e.Compaction...)
 	}
 	for _, d := range e.Deleted {
 		put(tagDeletedTable, uint64(d.Level), d.FileNum)
@@ -107,6 +119,11 @@ func DecodeVersionEdit(b []byte) (*VersionEdit, error) {
 			e.NextFileNumber = d.uvarint("next file number")
 		case tagLastSeq:
 			e.LastSeq = d.uvarint("last sequence number")
+		case tagCompaction:
+			e.Compaction = d.str("compaction policy")
+			if d.err == nil && e.Compaction != kvs.CompactionLeveled && e.Compaction != kvs.CompactionTiered {
+				d.fail("unknown compaction policy %q", e.Compaction)
+			}
 		case tagDeletedTable:
 			e.Deleted = append(e.Deleted, DeletedTable{Level: d.level(), FileNum: d.uvarint("file number")})
 		case tagNewTable:
@@ -152,6 +169,20 @@ func (d *editDecoder) uvarint(what string) uint64 {
 		d.fail("bad %s", what)
 		return 0
 	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *editDecoder) str(what string) string {
+	n := d.uvarint(what + " length")
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(len(d.b)) {
+		d.fail("%s length %d runs past the end", what, n)
+		return ""
+	}
+	v := string(d.b[:n])
 	d.b = d.b[n:]
 	return v
 }

@@ -28,7 +28,7 @@ func TestKindsMatchTheRootPackage(t *testing.T) {
 
 func TestVersionEditRoundTrip(t *testing.T) {
 	e := &VersionEdit{
-		LogNumber: 7, NextFileNumber: 12, LastSeq: 99,
+		LogNumber: 7, NextFileNumber: 12, LastSeq: 99, Compaction: "tiered",
 		Deleted: []DeletedTable{{0, 3}, {1, 4}},
 		Added:   []NewTable{{1, meta(9, "a", "m", 10, 50)}, {2, meta(10, "n\x00", "z\xff", 1, 1)}},
 	}
@@ -47,13 +47,15 @@ func TestVersionEditRoundTrip(t *testing.T) {
 func TestDecodeVersionEditRejectsMalformed(t *testing.T) {
 	good := (&VersionEdit{Added: []NewTable{{1, meta(9, "a", "m", 10, 50)}}}).Encode(nil)
 	cases := map[string][]byte{
-		"unknown tag":    {99, 1},
-		"truncated":      good[:len(good)-3],
-		"level too deep": {tagDeletedTable, 9, 1},
-		"bad varint":     {tagLogNumber, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
-		"key too long":   {tagNewTable, 1, 9, 1, 200, 'a'},
-		"short key":      {tagNewTable, 1, 9, 1, 3, 'a', 'b', 'c'},
-		"inverted range": (&VersionEdit{Added: []NewTable{{1, meta(9, "z", "a", 1, 2)}}}).Encode(nil),
+		"unknown tag":     {99, 1},
+		"truncated":       good[:len(good)-3],
+		"level too deep":  {tagDeletedTable, 9, 1},
+		"bad varint":      {tagLogNumber, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		"key too long":    {tagNewTable, 1, 9, 1, 200, 'a'},
+		"short key":       {tagNewTable, 1, 9, 1, 3, 'a', 'b', 'c'},
+		"unknown policy":  append([]byte{tagCompaction, 5}, "fancy"...),
+		"policy too long": {tagCompaction, 9, 't'},
+		"inverted range":  (&VersionEdit{Added: []NewTable{{1, meta(9, "z", "a", 1, 2)}}}).Encode(nil),
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {

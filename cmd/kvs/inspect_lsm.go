@@ -559,6 +559,7 @@ type editJSON struct {
 	LogNumber      uint64          `json:"log_number,omitempty"`
 	NextFileNumber uint64          `json:"next_file_number,omitempty"`
 	LastSeq        uint64          `json:"last_seq,omitempty"`
+	Compaction     string          `json:"compaction,omitempty"`
 	Deleted        []deletedJSON   `json:"deleted,omitempty"`
 	Added          []tableMetaJSON `json:"added,omitempty"`
 }
@@ -576,6 +577,7 @@ type versionJSON struct {
 	LogNumber      uint64      `json:"log_number"`
 	NextFileNumber uint64      `json:"next_file_number"`
 	LastSeq        uint64      `json:"last_seq"`
+	Compaction     string      `json:"compaction,omitempty"`
 	Levels         []levelJSON `json:"levels"`
 }
 
@@ -623,10 +625,13 @@ func readManifest(path string, num uint64, limit int) (*manifestReport, error) {
 		rep.Version.LogNumber = max(rep.Version.LogNumber, e.LogNumber)
 		rep.Version.NextFileNumber = max(rep.Version.NextFileNumber, e.NextFileNumber)
 		rep.Version.LastSeq = max(rep.Version.LastSeq, e.LastSeq)
+		if e.Compaction != "" {
+			rep.Version.Compaction = e.Compaction
+		}
 		if limit < 0 || (limit > 0 && len(rep.Listed) >= limit) {
 			return
 		}
-		ej := editJSON{Offset: off, LogNumber: e.LogNumber, NextFileNumber: e.NextFileNumber, LastSeq: e.LastSeq}
+		ej := editJSON{Offset: off, LogNumber: e.LogNumber, NextFileNumber: e.NextFileNumber, LastSeq: e.LastSeq, Compaction: e.Compaction}
 		for _, d := range e.Deleted {
 			ej.Deleted = append(ej.Deleted, deletedJSON{Level: d.Level, FileNum: d.FileNum})
 		}
@@ -703,6 +708,9 @@ func (rep *manifestReport) printText(w io.Writer, o lsmInspectOptions) {
 			if e.LastSeq != 0 {
 				fields = append(fields, fmt.Sprintf("last seq %d", e.LastSeq))
 			}
+			if e.Compaction != "" {
+				fields = append(fields, "compaction "+e.Compaction)
+			}
 			fmt.Fprintf(w, "\nedit %d at offset %d: %s\n", i, e.Offset, strings.Join(fields, ", "))
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			for _, d := range e.Deleted {
@@ -719,7 +727,11 @@ func (rep *manifestReport) printText(w io.Writer, o lsmInspectOptions) {
 		}
 	}
 	v := rep.Version
-	fmt.Fprintf(w, "\nversion: log number %d, next file number %d, last seq %d\n", v.LogNumber, v.NextFileNumber, v.LastSeq)
+	policy := ""
+	if v.Compaction != "" {
+		policy = ", compaction " + v.Compaction
+	}
+	fmt.Fprintf(w, "\nversion: log number %d, next file number %d, last seq %d%s\n", v.LogNumber, v.NextFileNumber, v.LastSeq, policy)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "LEVEL\tFILES\tBYTES\tKEY RANGE")
 	var files int

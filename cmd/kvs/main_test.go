@@ -363,3 +363,20 @@ func TestLSMTableFlagsReachTheTables(t *testing.T) {
 		t.Fatalf("tables with --bloom-bits -1 --block-size 1KiB --compression none: %+v", p.Properties)
 	}
 }
+
+// TestCompactionPolicyStaysWithTheDirectory loads with --compaction tiered
+// and checks that later commands without the flag keep that policy.
+func TestCompactionPolicyStaysWithTheDirectory(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "load", "--engine", "lsm", "--dir", dir, "--count", "2000", "--no-progress", "--compaction", "tiered")
+	var st kvs.Stats
+	if err := json.Unmarshal([]byte(mustRun(t, "stats", "--dir", dir, "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Compaction != "tiered" {
+		t.Fatalf("stats without --compaction after a tiered load: policy %q", st.Compaction)
+	}
+	if out := mustRun(t, "stats", "--dir", dir); !strings.Contains(out, "lsm (compaction tiered)") {
+		t.Fatalf("stats does not name the policy:\n%s", out)
+	}
+}

@@ -46,6 +46,9 @@ func printStats(w io.Writer, st kvs.Stats) {
 	if st.IndexKind != "" && st.IndexKind != st.Engine {
 		kind = " (index " + st.IndexKind + ")"
 	}
+	if st.Compaction != "" {
+		kind += " (compaction " + st.Compaction + ")"
+	}
 	fmt.Fprintf(tw, "engine\t%s%s\n", st.Engine, kind)
 	// NB: an LSM tree estimates its live figures from table properties
 	// (exact after a full compaction); see lsm.DB.Stats.
