@@ -118,9 +118,13 @@ func (b *Batch) Repr() []byte {
 	return b.repr
 }
 
-// Validate checks every entry against the key limit and maxValue, returning
-// the first error with the entry's index.
+// Validate checks the batch's size against MaxBatchSize (ErrBatchTooLarge)
+// and every entry against the key limit and maxValue, returning the first
+// error with the entry's index.
 func (b *Batch) Validate(maxValue int) error {
+	if n := len(b.Repr()); n > maxBatchSize {
+		return fmt.Errorf("batch of %d bytes: %w (the limit is %d)", n, ErrBatchTooLarge, maxBatchSize)
+	}
 	r := b.Reader()
 	for i := 0; ; i++ {
 		kind, key, value, ok := r.Next()

@@ -86,6 +86,21 @@ func TestBatchValidateNamesEntry(t *testing.T) {
 	}
 }
 
+func TestBatchValidateRefusesABatchOverTheLimit(t *testing.T) {
+	defer func(n int) { maxBatchSize = n }(maxBatchSize)
+	maxBatchSize = 1000
+	var b Batch
+	for i := 0; len(b.Repr()) <= maxBatchSize; i++ {
+		if err := b.Validate(100); err != nil {
+			t.Fatalf("a batch of %d bytes: %v", len(b.Repr()), err)
+		}
+		b.Put(fmt.Appendf(nil, "key%d", i), bytes.Repeat([]byte("v"), 50))
+	}
+	if err := b.Validate(100); !errors.Is(err, ErrBatchTooLarge) {
+		t.Fatalf("a batch of %d bytes: %v, want ErrBatchTooLarge", len(b.Repr()), err)
+	}
+}
+
 func TestDecodeBatchRejectsMalformed(t *testing.T) {
 	var good Batch
 	good.Put([]byte("key"), []byte("value"))

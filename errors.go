@@ -20,6 +20,9 @@ var (
 	// ErrValueTooLarge is returned for a value longer than
 	// Options.MaxValueSize.
 	ErrValueTooLarge = errors.New("kvs: value too large")
+	// ErrBatchTooLarge is returned for a batch whose encoding exceeds
+	// MaxBatchSize.
+	ErrBatchTooLarge = errors.New("kvs: batch too large")
 	// ErrCorruption matches every *CorruptionError.
 	ErrCorruption = errors.New("kvs: corruption")
 	// ErrLocked is returned by Open when another process (or another open

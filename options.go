@@ -12,6 +12,13 @@ import (
 // MaxKeySize is the largest key any engine accepts, in bytes.
 const MaxKeySize = 64 << 10
 
+// MaxBatchSize is the largest batch, in encoded bytes (Batch.Repr), that
+// an engine accepts: the LSM engine holds a batch in one memtable.
+const MaxBatchSize = 1 << 30
+
+// maxBatchSize is MaxBatchSize; tests lower it.
+var maxBatchSize = MaxBatchSize
+
 // DefaultMaxValueSize is Options.MaxValueSize when it is left zero.
 const DefaultMaxValueSize = 16 << 20
 

@@ -51,6 +51,8 @@ func (db *DB) runCompaction(c *compaction.Compaction) error {
 	db.mu.Lock()
 	edit.NextFileNumber = db.nextFileNum
 	db.mu.Unlock()
+	db.manifestMu.Lock()
+	defer db.manifestMu.Unlock()
 	st, err := db.logEdit(edit)
 	if err != nil {
 		for _, t := range outputs {
@@ -58,7 +60,6 @@ func (db *DB) runCompaction(c *compaction.Compaction) error {
 		}
 		return err
 	}
-	db.stats.diskBytesWritten.Add(int64(len(edit.Encode(nil))))
 
 	var read0, read1, written int64
 	for _, m := range c.Inputs[0] {
@@ -145,7 +146,7 @@ func (db *DB) mergeTables(c *compaction.Compaction) (outputs []*table, err error
 	mi := newMergingIter(iters...)
 	defer mi.Close()
 	if err != nil {
-		return nil, err
+		return outputs, err
 	}
 
 	// atBottom reports whether no level below the output level holds key.
@@ -199,6 +200,8 @@ func (db *DB) mergeTables(c *compaction.Compaction) (outputs []*table, err error
 	}
 	var b *tableBuilder
 	defer func() {
+		// NB: every error return hands back the outputs finished so far,
+		// so that this closes and deletes them.
 		if err != nil {
 			if b != nil {
 				b.abandon()
@@ -254,7 +257,7 @@ func (db *DB) mergeTables(c *compaction.Compaction) (outputs []*table, err error
 		// user key's versions never span two tables of a level.
 		if cut := newKey && tooMuchOverlap(k.UserKey); newKey && b != nil && (cut || int64(b.w.EstimatedSize()) >= target) {
 			if err = finish(); err != nil {
-				return nil, err
+				return outputs, err
 			}
 		}
 		if b == nil {
@@ -263,11 +266,11 @@ func (db *DB) mergeTables(c *compaction.Compaction) (outputs []*table, err error
 			db.nextFileNum++
 			db.mu.Unlock()
 			if b, err = db.newTableBuilder(num); err != nil {
-				return nil, err
+				return outputs, err
 			}
 		}
 		if err = b.add(k, mi.Value()); err != nil {
-			return nil, err
+			return outputs, err
 		}
 	}
 	if err = mi.Error(); err != nil {
@@ -275,7 +278,7 @@ func (db *DB) mergeTables(c *compaction.Compaction) (outputs []*table, err error
 	}
 	if b != nil {
 		if err = finish(); err != nil {
-			return nil, err
+			return outputs, err
 		}
 	}
 	return outputs, nil
@@ -285,7 +288,8 @@ func (db *DB) mergeTables(c *compaction.Compaction) (outputs []*table, err error
 // level, until all the data sits in one level: a full manual compaction
 // (compaction.Manual), which drops every overwritten version and every
 // deletion no open snapshot needs. It runs in the caller, taking turns
-// with the background flushes and compactions.
+// with the background flushes and compactions. Writes made while it runs
+// may be left in L0: it does not chase them.
 func (db *DB) Compact() error {
 	db.closeMu.RLock()
 	defer db.closeMu.RUnlock()
@@ -293,7 +297,10 @@ func (db *DB) Compact() error {
 		return kvs.ErrClosed
 	}
 	// Make the mutable memtable immutable so the flushes below take it.
+	// Everything written before Compact has a sequence number at or below
+	// startSeq.
 	db.commitMu.Lock()
+	startSeq := db.visibleSeq.Load()
 	db.mu.Lock()
 	var err error
 	if db.failErr != nil {
@@ -309,8 +316,6 @@ func (db *DB) Compact() error {
 		return err
 	}
 
-	db.jobMu.Lock()
-	defer db.jobMu.Unlock()
 	step := func(f func() error) error {
 		if db.closed.Load() {
 			return kvs.ErrClosed
@@ -334,17 +339,18 @@ func (db *DB) Compact() error {
 			return err
 		})
 	}
-	for {
-		db.mu.Lock()
-		n := len(db.rs.imm)
-		db.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if err := step(db.flushOldest); err != nil {
+	// Flush every immutable memtable (the flush goroutine may take some).
+	db.flushMu.Lock()
+	for flushed := true; flushed; {
+		if err := step(func() (err error) { flushed, err = db.flushOldest(); return err }); err != nil {
+			db.flushMu.Unlock()
 			return err
 		}
 	}
+	db.flushMu.Unlock()
+
+	db.jobMu.Lock()
+	defer db.jobMu.Unlock()
 	for level := 0; level < compaction.NumLevels-1; level++ {
 		for {
 			db.mu.Lock()
@@ -357,6 +363,12 @@ func (db *DB) Compact() error {
 				below = below || len(v.Levels[l]) > 0
 			}
 			if len(v.Levels[level]) == 0 || (!below && level > 0) {
+				break
+			}
+			// NB: the flush goroutine keeps adding L0 tables while
+			// writers write; chasing them could go on forever. Every
+			// table left in L0 holds only writes newer than the call.
+			if level == 0 && !slices.ContainsFunc(v.Levels[0], func(m *compaction.TableMeta) bool { return m.SmallestSeq <= startSeq }) {
 				break
 			}
 			c := compaction.Manual(v, level, nil, nil)

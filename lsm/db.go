@@ -86,8 +86,13 @@ func parseFileName(name string) (uint64, fileKind) {
 //     record appended, the memtable filled and the visible sequence
 //     number published under it, so WAL order, sequence order and
 //     visibility order agree.
-//   - jobMu serializes flushes and compactions (the background goroutine
-//     and Compact), and with them every MANIFEST edit.
+//   - flushMu serializes flushes (the flush goroutine and Compact); a
+//     flush never waits for a compaction, so writers stalled on a full
+//     memtable wait for one memtable's worth of work at most.
+//   - jobMu serializes compactions (the compaction goroutine and
+//     Compact). Holding flushMu and jobMu freezes the table set.
+//   - manifestMu serializes MANIFEST edits and the installation of the
+//     version each produces, so versions are installed in edit order.
 //   - mu guards the memtables, the WAL writer, the current read state,
 //     the table set, the file number counter and the failure; it is held
 //     only briefly and never across I/O.
@@ -100,7 +105,7 @@ type DB struct {
 	lock io.Closer
 
 	cache  *sstable.Cache
-	picker picker // jobMu
+	picker picker // jobMu (set by Open)
 	// copts are the picker's options, defaults filled in; read anywhere.
 	copts compaction.Options
 
@@ -116,10 +121,12 @@ type DB struct {
 	// (commitMu).
 	nextSeq uint64
 
-	jobMu    sync.Mutex
-	manifest *manifest // jobMu (and Open)
+	flushMu sync.Mutex
+	jobMu   sync.Mutex
 	// merged lists the tables the last compaction wrote (jobMu).
-	merged []uint64
+	merged     []uint64
+	manifestMu sync.Mutex
+	manifest   *manifest // manifestMu (and Open)
 
 	mu sync.Mutex
 	// walw is the WAL of the mutable memtable.
@@ -141,7 +148,7 @@ type DB struct {
 	// gen counts read state changes; the background goroutine uses it to
 	// tell whether anything changed since it last found no work.
 	gen     int
-	bgDone  chan struct{}
+	bgDone  chan struct{} // closed when both background goroutines are gone
 	failErr error
 	// levelStats accumulates per-level compaction counters.
 	levelStats [compaction.NumLevels]kvs.LevelStats
@@ -285,7 +292,7 @@ func OpenWith(dir string, opts *kvs.Options, lo *Options) (*DB, error) {
 		lock.Close()
 		return nil, err
 	}
-	go db.background()
+	db.startBackground()
 	db.log.Info("opened")
 	return db, nil
 }
@@ -432,11 +439,11 @@ func (db *DB) Close() error {
 		err = fmt.Errorf("kvs/lsm: close: %w", werr)
 	}
 	db.commitMu.Unlock()
-	db.jobMu.Lock()
+	db.manifestMu.Lock()
 	if merr := db.manifest.close(); merr != nil && err == nil {
 		err = fmt.Errorf("kvs/lsm: close: %w", merr)
 	}
-	db.jobMu.Unlock()
+	db.manifestMu.Unlock()
 	db.closeFiles()
 	db.removeZombies()
 	if lerr := db.lock.Close(); lerr != nil && err == nil {

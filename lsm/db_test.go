@@ -8,7 +8,9 @@ import (
 	"math/rand"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kvs-lab/kvs"
 	"github.com/kvs-lab/kvs/compaction"
@@ -28,6 +30,18 @@ func openTestDB(t testing.TB, fs vfs.FS, lo *Options) *DB {
 		t.Fatalf("open: %v", err)
 	}
 	return db
+}
+
+// holdJobs waits for the flush and the compaction in progress, if any, and
+// keeps new ones from starting until the returned function is called: the
+// table set stays as it is.
+func (db *DB) holdJobs() (release func()) {
+	db.flushMu.Lock()
+	db.jobMu.Lock()
+	return func() {
+		db.jobMu.Unlock()
+		db.flushMu.Unlock()
+	}
 }
 
 // model is what the engine should hold.
@@ -343,8 +357,7 @@ func TestVersionInvariantsHoldAfterChurn(t *testing.T) {
 	db := openTestDB(t, fs, nil)
 	defer db.Close()
 	churn(t, db, model{}, rand.New(rand.NewSource(7)), 10000)
-	db.jobMu.Lock()
-	defer db.jobMu.Unlock()
+	defer db.holdJobs()()
 	db.mu.Lock()
 	v := db.rs.version()
 	db.mu.Unlock()
@@ -592,4 +605,139 @@ func TestCompactionPolicyIsRecorded(t *testing.T) {
 			t.Fatalf("open %d: the MANIFEST records %q, want %q", i, recorded, c.want)
 		}
 	}
+}
+
+// TestFailedCompactionLeavesNoOutputBehind fails the creation of a
+// compaction's third output table: the two finished before it must be
+// closed and deleted, not left for the next Open.
+func TestFailedCompactionLeavesNoOutputBehind(t *testing.T) {
+	mem := vfs.NewMem()
+	var armed atomic.Bool
+	var creates atomic.Int64
+	fs := vfs.Inject(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if armed.Load() && op == vfs.OpCreate && strings.HasSuffix(path, tableSuffix) && creates.Add(1) == 3 {
+			return &vfs.InjectedError{Op: op, Path: path, Err: vfs.ErrIO}
+		}
+		return nil
+	}))
+	lo := smallOptions()
+	lo.DisableAutomaticCompactions = true
+	lo.Compaction.TargetFileSize = 2 << 10
+	db := openTestDB(t, fs, lo)
+	defer db.Close()
+	for i := 0; i < 3000; i++ {
+		if err := db.Put(fmt.Appendf(nil, "key%05d", i), bytes.Repeat([]byte("v"), 50), kvs.NoSync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Flush everything first, so that the creates counted are outputs.
+	db.holdJobs()()
+	for {
+		db.mu.Lock()
+		n := len(db.rs.imm)
+		db.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	db.commitMu.Lock()
+	db.mu.Lock()
+	err := db.rotateLocked(0)
+	db.mu.Unlock()
+	db.commitMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.flushMu.Lock()
+	_, err = db.flushOldest()
+	db.flushMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	if err := db.Compact(); !errors.Is(err, vfs.ErrIO) {
+		t.Fatalf("Compact = %v, want the injected EIO", err)
+	}
+	db.mu.Lock()
+	live := maps.Clone(db.tables)
+	db.mu.Unlock()
+	names, err := mem.List(testDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if num, kind := parseFileName(name); kind == fileTable && live[num] == nil {
+			t.Errorf("the failed compaction left %s behind", name)
+		}
+	}
+}
+
+// TestMissingManifestIsCorruptionOfCurrent deletes the MANIFEST that
+// CURRENT names: Open must say so, not take the directory for a new one.
+func TestMissingManifestIsCorruptionOfCurrent(t *testing.T) {
+	fs := vfs.NewMem()
+	db := openTestDB(t, fs, nil)
+	if err := db.Put([]byte("k"), []byte("v"), kvs.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	num, err := readCurrent(fs, testDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Remove(fs.PathJoin(testDir, manifestName(num))); err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenWith(testDir, &kvs.Options{FS: fs, Logger: kvs.DiscardLogger()}, smallOptions())
+	if !errors.Is(err, kvs.ErrCorruption) || !strings.Contains(err.Error(), "CURRENT names "+manifestName(num)) {
+		t.Fatalf("Open without the MANIFEST: %v", err)
+	}
+}
+
+// TestCompactFinishesUnderConcurrentWrites runs Compact while a writer
+// keeps filling memtables, so that the flush goroutine adds L0 tables
+// while Compact flushes and merges: Compact must return, and every write
+// must be readable afterwards.
+func TestCompactFinishesUnderConcurrentWrites(t *testing.T) {
+	fs := vfs.NewMem()
+	db := openTestDB(t, fs, nil)
+	defer db.Close()
+	m := model{}
+	churn(t, db, m, rand.New(rand.NewSource(5)), 3000)
+	stop := make(chan struct{})
+	written := make(chan model)
+	go func() {
+		wm := model{}
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				written <- wm
+				return
+			default:
+			}
+			k, v := fmt.Sprintf("w%06d", i), fmt.Sprintf("value-%d-%s", i, strings.Repeat("x", 100))
+			if err := db.Put([]byte(k), []byte(v), kvs.NoSync); err != nil {
+				t.Error(err)
+				written <- wm
+				return
+			}
+			wm[k] = v
+		}
+	}()
+	done := make(chan error)
+	go func() { done <- db.Compact() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("Compact did not return in 2 minutes under a concurrent writer")
+	}
+	close(stop)
+	maps.Copy(m, <-written)
+	checkModel(t, db, m)
 }

@@ -50,8 +50,11 @@
 //
 // # Flush and compaction (flush.go, compact.go)
 //
-// One background goroutine runs flushes first, then compactions, one at a
-// time (jobMu, shared with Compact). A flush writes the oldest immutable
+// Two background goroutines work side by side: one flushes (flushMu,
+// shared with Compact), the other compacts (jobMu, likewise), so a writer
+// waiting for a full memtable to be flushed never waits behind a long
+// compaction. They take turns only to append their version edit and
+// install the version it makes (manifestMu). A flush writes the oldest immutable
 // memtable to an L0 table, syncs it and its directory, then appends a
 // version edit adding the table and advancing the log number past its WAL;
 // the WAL is deleted once the edit is durable. A compaction merges its
@@ -60,7 +63,8 @@
 // when no deeper level holds the key; it cuts its output at
 // TargetFileSize (or sooner, to bound overlap with the next level) and
 // replaces inputs by outputs in one edit (a trivial move edits only).
-// Replaced tables are deleted when the last readState holding them goes.
+// Replaced tables are deleted when the last readState holding them goes,
+// or at Close, whichever comes first.
 // With Options.Policy "tiered" the picker is compaction.Tiered instead:
 // it merges consecutive sorted runs in L0 into one table that takes their
 // place, dropping a deletion only when no older run or deeper level holds

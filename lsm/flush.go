@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync"
 	"time"
 
 	"github.com/kvs-lab/kvs/compaction"
@@ -137,14 +138,37 @@ func (db *DB) retire(t *table) {
 	db.removeTable(t.meta.FileNum)
 }
 
-// background runs flushes and compactions, one at a time, until Close or
-// a failure. Flushes come first: writers wait for them.
-func (db *DB) background() {
-	defer close(db.bgDone)
+// startBackground starts the two background goroutines: one flushes
+// immutable memtables, the other runs compactions. They work side by side
+// (a flush does not wait for a long compaction, so writers stalled on a
+// full memtable are released after one flush) and take turns only for the
+// MANIFEST (manifestMu). bgDone is closed when both have returned.
+func (db *DB) startBackground() {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		db.background(&db.flushMu, func() bool { return len(db.rs.imm) > 0 }, db.flushOldest)
+	}()
+	go func() {
+		defer wg.Done()
+		db.background(&db.jobMu, db.compactionDueLocked, db.compactOnce)
+	}()
+	go func() {
+		wg.Wait()
+		close(db.bgDone)
+	}()
+}
+
+// background runs job under jobLock whenever due says there is work, until
+// Close or a failure. job reports whether it did anything; when it did
+// not, background waits for the read state to change before it asks due
+// again. due is called with db.mu held.
+func (db *DB) background(jobLock *sync.Mutex, due func() bool, job func() (bool, error)) {
 	idleAt := -1 // the generation at which there was nothing to do
 	db.mu.Lock()
 	for {
-		for !db.bgClosing && db.failErr == nil && (db.gen == idleAt || !db.needsWorkLocked()) {
+		for !db.bgClosing && db.failErr == nil && (db.gen == idleAt || !due()) {
 			db.bgWork.Wait()
 		}
 		if db.bgClosing || db.failErr != nil {
@@ -153,9 +177,9 @@ func (db *DB) background() {
 		}
 		gen := db.gen
 		db.mu.Unlock()
-		db.jobMu.Lock()
-		did, err := db.doWork()
-		db.jobMu.Unlock()
+		jobLock.Lock()
+		did, err := job()
+		jobLock.Unlock()
 		db.mu.Lock()
 		if err != nil {
 			db.failLocked(err)
@@ -169,9 +193,12 @@ func (db *DB) background() {
 // needsWorkLocked reports whether a flush or a compaction is due. db.mu is
 // held.
 func (db *DB) needsWorkLocked() bool {
-	if len(db.rs.imm) > 0 {
-		return true
-	}
+	return len(db.rs.imm) > 0 || db.compactionDueLocked()
+}
+
+// compactionDueLocked reports whether some level's score has reached 1.
+// db.mu is held.
+func (db *DB) compactionDueLocked() bool {
 	if db.lo.DisableAutomaticCompactions {
 		return false
 	}
@@ -183,19 +210,15 @@ func (db *DB) needsWorkLocked() bool {
 	return false
 }
 
-// doWork runs one flush, or else one picked compaction, and reports
-// whether it did anything. jobMu is held.
-func (db *DB) doWork() (bool, error) {
-	db.mu.Lock()
-	flush := len(db.rs.imm) > 0
-	v := db.rs.version()
-	db.mu.Unlock()
-	if flush {
-		return true, db.flushOldest()
-	}
+// compactOnce runs one picked compaction and reports whether there was
+// one. jobMu is held.
+func (db *DB) compactOnce() (bool, error) {
 	if db.lo.DisableAutomaticCompactions {
 		return false, nil
 	}
+	db.mu.Lock()
+	v := db.rs.version()
+	db.mu.Unlock()
 	c := db.picker.Pick(v, nil)
 	if c == nil {
 		return false, nil
@@ -205,11 +228,16 @@ func (db *DB) doWork() (bool, error) {
 
 // flushOldest writes the oldest immutable memtable to an L0 table and
 // records it in the MANIFEST with a log number past its WAL, which is then
-// deleted. jobMu is held.
-func (db *DB) flushOldest() error {
+// deleted. It reports false when there was no immutable memtable. flushMu
+// is held.
+func (db *DB) flushOldest() (bool, error) {
 	start := time.Now()
 	db.mu.Lock()
 	imm := db.rs.imm
+	if len(imm) == 0 {
+		db.mu.Unlock()
+		return false, nil
+	}
 	m := imm[len(imm)-1]
 	// The next WAL still needed is the one of the next newer memtable.
 	nextLog := db.rs.mem.logNum
@@ -222,14 +250,14 @@ func (db *DB) flushOldest() error {
 
 	meta, err := db.writeTable(newMemSource(m.Memtable), num)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var t *table
 	edit := &VersionEdit{LogNumber: nextLog}
 	if meta != nil {
 		if t, err = db.openTable(meta); err != nil {
 			db.fs.Remove(db.path(tableName(num)))
-			return err
+			return false, err
 		}
 		edit.Added = []NewTable{{Level: 0, Meta: meta}}
 		edit.LastSeq = meta.LargestSeq
@@ -237,12 +265,14 @@ func (db *DB) flushOldest() error {
 	db.mu.Lock()
 	edit.NextFileNumber = db.nextFileNum
 	db.mu.Unlock()
+	db.manifestMu.Lock()
 	st, err := db.logEdit(edit)
 	if err != nil {
+		db.manifestMu.Unlock()
 		if t != nil {
 			t.r.Close()
 		}
-		return err
+		return false, err
 	}
 	db.mu.Lock()
 	if t != nil {
@@ -252,8 +282,8 @@ func (db *DB) flushOldest() error {
 	cur := db.rs.imm // NB: rotations may have added newer memtables since
 	db.installLocked(st.version, db.rs.mem, cur[:len(cur)-1])
 	db.mu.Unlock()
+	db.manifestMu.Unlock()
 	db.stats.flushes.Add(1)
-	db.stats.diskBytesWritten.Add(int64(len(edit.Encode(nil))))
 	// The edit is durable: the flushed memtable's WAL is garbage.
 	if err := db.fs.Remove(db.path(logName(m.logNum))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		db.log.WithError(err).Warn("cannot delete a flushed WAL; the next open will")
@@ -263,7 +293,7 @@ func (db *DB) flushOldest() error {
 		fields["table"], fields["bytes"] = tableName(num), meta.Size
 	}
 	db.log.WithFields(fields).Info("flushed memtable")
-	return nil
+	return true, nil
 }
 
 // installLocked makes a read state of the memtables and the tables of v
@@ -288,7 +318,9 @@ func (db *DB) installLocked(v *compaction.Version, mem *memTable, imm []*memTabl
 }
 
 // logEdit makes edit durable in the MANIFEST (see manifest.apply) and
-// returns the new state. db.jobMu must be held.
+// returns the new state. manifestMu is held, and stays held until the
+// version st holds is installed, so that versions are installed in the
+// order of their edits.
 //
 // A MANIFEST grows by an edit per flush and compaction, without bound
 // under a steady write load. So once it is larger than
@@ -299,7 +331,10 @@ func (db *DB) installLocked(v *compaction.Version, mem *memTable, imm []*memTabl
 // renamed leaves the old MANIFEST in charge; recovery deletes whichever
 // MANIFEST CURRENT does not name.
 func (db *DB) logEdit(edit *VersionEdit) (versionState, error) {
+	size := db.manifest.w.Size()
 	st, err := db.manifest.apply(edit)
+	// NB: the record's framing counts too, as it does for the WAL.
+	db.stats.diskBytesWritten.Add(db.manifest.w.Size() - size)
 	if err != nil {
 		return st, err
 	}

@@ -2,8 +2,10 @@ package lsm
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -194,6 +196,10 @@ func replayManifest(fsys vfs.FS, dir string, log *logrus.Entry) (versionState, u
 	}
 	path := fsys.PathJoin(dir, manifestName(num))
 	v, torn, err := ReadManifest(fsys, path, num, func(_ int64, e *VersionEdit, _ *compaction.Version) { st.absorb(e) })
+	if errors.Is(err, fs.ErrNotExist) {
+		// NB: only a missing CURRENT means a new directory.
+		return st, 0, kvs.Corruptf(fsys.PathJoin(dir, currentFile), 0, "CURRENT names %s, which does not exist", manifestName(num))
+	}
 	if err != nil {
 		return st, 0, err
 	}

@@ -63,12 +63,12 @@ func TestStatsAfterFullCompactCountLiveDataExactly(t *testing.T) {
 	if err := db.Compact(); err != nil {
 		t.Fatal(err)
 	}
-	// NB: jobMu keeps background flushes and compactions from changing
-	// the directory between Stats and dirBytes.
-	db.jobMu.Lock()
+	// NB: holding the jobs keeps background flushes and compactions from
+	// changing the directory between Stats and dirBytes.
+	release := db.holdJobs()
 	st := db.Stats()
 	onDisk := dirBytes(t, fs, testDir)
-	db.jobMu.Unlock()
+	release()
 	if st.LiveKeys != n || st.LiveBytes != n*(16+valueSize) {
 		t.Errorf("after Compact LiveKeys = %d, LiveBytes = %d; want %d and %d", st.LiveKeys, st.LiveBytes, n, n*(16+valueSize))
 	}
@@ -150,10 +150,10 @@ func TestChurnStaysBounded(t *testing.T) {
 	if err := db.Compact(); err != nil {
 		t.Fatal(err)
 	}
-	db.jobMu.Lock() // see TestStatsAfterFullCompactCountLiveDataExactly
+	release := db.holdJobs() // see TestStatsAfterFullCompactCountLiveDataExactly
 	st := db.Stats()
 	onDisk := dirBytes(t, fs, testDir)
-	db.jobMu.Unlock()
+	release()
 	t.Logf("%d writes of %d keys (%d B values) in %s: at most %d L0 tables and %d B of memtables; "+
 		"after Compact %d live keys, %d live bytes, %d bytes on disk: space amplification %.3f; write amplification %.2f, stalled %s",
 		writes, keys, valueSize, runFor, maxL0, maxMem, st.LiveKeys, st.LiveBytes, st.BytesOnDisk, st.SpaceAmp(), st.WriteAmp(), st.StallTime)
@@ -200,17 +200,17 @@ func TestManifestRewriteSurvivesCrash(t *testing.T) {
 	defer db.Close()
 	m := model{}
 	rng := rand.New(rand.NewSource(9))
-	db.jobMu.Lock()
+	db.manifestMu.Lock()
 	first := db.manifest.num
-	db.jobMu.Unlock()
+	db.manifestMu.Unlock()
 	for rotated, i := false, 0; !rotated; i++ {
 		if i == 100 {
 			t.Fatal("the MANIFEST was not rewritten after 200000 writes")
 		}
 		churn(t, db, m, rng, 2000)
-		db.jobMu.Lock()
+		db.manifestMu.Lock()
 		rotated = db.manifest.num != first
-		db.jobMu.Unlock()
+		db.manifestMu.Unlock()
 	}
 	// A synced write makes every earlier write durable: older WALs were
 	// synced whole when they were rotated away.
