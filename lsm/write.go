@@ -110,9 +110,7 @@ func (db *DB) commit(b *kvs.Batch, o kvs.WriteOptions) error {
 func (db *DB) syncWAL(w *wal.Writer, end int64) error {
 	var err error
 	if db.opts.DisableGroupCommit {
-		// NB: the wal package always shares fsyncs; Sync at least makes
-		// this writer wait for an fsync that began after its append.
-		err = w.Sync()
+		err = w.SyncUnshared()
 	} else {
 		err = w.WaitDurable(end)
 	}

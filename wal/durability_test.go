@@ -280,6 +280,46 @@ func TestGroupCommitSharesFsyncs(t *testing.T) {
 	}
 }
 
+// TestSyncUnsharedFsyncsForEachCaller has 8 writers append and call
+// SyncUnshared: every call runs an fsync of its own, and every record is
+// durable.
+func TestSyncUnsharedFsyncsForEachCaller(t *testing.T) {
+	const writers, each = 8, 10
+	mem := vfs.NewMem()
+	w := createLog(t, mem, "/000007.log", 7)
+	var wg sync.WaitGroup
+	for g := 0; g < writers; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if _, err := w.WriteRecord(groupRecord(g, i)); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := w.SyncUnshared(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if st := w.Stats(); st.Syncs != writers*each {
+		t.Fatalf("%d fsyncs for %d SyncUnshared calls", st.Syncs, writers*each)
+	}
+	res := readFile(t, mem.CrashClone(), "/000007.log", 7)
+	if seen := checkGroupRecords(t, res.records); len(seen) != writers*each || res.err != nil {
+		t.Fatalf("read %d records (err %v), want %d", len(seen), res.err, writers*each)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.SyncUnshared(); !errors.Is(err, kvs.ErrClosed) {
+		t.Fatalf("SyncUnshared after Close: %v, want kvs.ErrClosed", err)
+	}
+}
+
 // TestGroupCommitCrashWhileWriting crashes the machine (CrashCloneRandom)
 // at random moments while writers append and sync, and checks that every
 // record acknowledged before the crash is in the log read from the clone,

@@ -217,6 +217,36 @@ func (w *Writer) Sync() error {
 	return w.WaitDurable(w.Size())
 }
 
+// SyncUnshared fsyncs the log for this caller alone: it waits for an
+// fsync in progress to end, then runs its own, even when that one already
+// covered every record. It is the opposite of group commit, for engines
+// told to fsync each synced write by itself (kvs.Options.DisableGroupCommit)
+// and for measuring what group commit saves. Errors are those of
+// WaitDurable.
+func (w *Writer) SyncUnshared() error {
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
+	for w.syncing {
+		w.syncCond.Wait()
+	}
+	if err := w.failure(); err != nil {
+		return err
+	}
+	if w.closed {
+		return fmt.Errorf("kvs/wal: sync log %d: %w", w.logNum, kvs.ErrClosed)
+	}
+	w.syncing = true
+	w.syncMu.Unlock()
+	target, err := w.syncFile()
+	w.syncMu.Lock()
+	w.syncing = false
+	if err == nil && target > w.synced {
+		w.synced = target
+	}
+	w.syncCond.Broadcast()
+	return err
+}
+
 // WaitDurable returns once the first end bytes of the log are durable
 // (end is what WriteRecord returned). It is the group commit: the first
 // caller to find no fsync running becomes the leader, notes how far the

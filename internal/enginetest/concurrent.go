@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kvs-lab/kvs"
+	"github.com/kvs-lab/kvs/internal/vfs"
 )
 
 // goTB lets a helper that calls Fatalf run on a goroutine other than the
@@ -214,7 +215,15 @@ func testGroupCommit(t *testing.T, c Config) {
 					o.DisableGroupCommit = disable
 					return o
 				}
-				e := openEngine(t, c, opts, fs, engineDir)
+				// NB: a slow fsync lets writers queue behind it, so that
+				// group commit has fsyncs to share.
+				slow := vfs.Inject(fs, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+					if op == vfs.OpSync {
+						time.Sleep(100 * time.Microsecond)
+					}
+					return nil
+				}))
+				e := openEngine(t, c, opts, slow, engineDir)
 				abandoned := e
 				t.Cleanup(func() { abandoned.Close() })
 				const writers = 16
@@ -224,6 +233,7 @@ func testGroupCommit(t *testing.T, c Config) {
 				}
 				hs := make([]*history, writers)
 				var stop atomic.Bool
+				var synced atomic.Int64
 				g := goTB{TB: t, stop: &stop}
 				var wg sync.WaitGroup
 				for w := 0; w < writers; w++ {
@@ -245,6 +255,9 @@ func testGroupCommit(t *testing.T, c Config) {
 								wr.ops = []op{{key: k, value: fmt.Sprintf("%d-%s", i, pattern(rng.Intn(100), i))}}
 							}
 							mustWrite(g, e, wr.batch(), kvs.WriteOptions{Sync: wr.sync})
+							if wr.sync {
+								synced.Add(1)
+							}
 							hs[w].add(wr)
 						}
 					}(w)
@@ -252,6 +265,14 @@ func testGroupCommit(t *testing.T, c Config) {
 				wg.Wait()
 				if t.Failed() {
 					t.FailNow()
+				}
+				// Without group commit every synced write runs its own
+				// fsync; with it, writers queued behind a slow fsync share
+				// the next one.
+				n := e.Stats().Syncs
+				t.Logf("%d synced writes, %d fsyncs", synced.Load(), n)
+				if disable && n < synced.Load() {
+					t.Fatalf("DisableGroupCommit: %d fsyncs for %d synced writes", n, synced.Load())
 				}
 				// Crash with the engine open: no Close, no final sync.
 				crashed := fs.CrashClone()
