@@ -37,6 +37,7 @@ type refEngine struct {
 	lock   io.Closer
 	closed bool
 	failed error
+	syncs  int64 // fsyncs of the log for synced writes
 }
 
 // refFlaws are bugs a mutant of refEngine has.
@@ -339,6 +340,7 @@ func (e *refEngine) Write(b *kvs.Batch, o kvs.WriteOptions) error {
 			e.failed = err
 			return fmt.Errorf("ref: sync: %w", err)
 		}
+		e.syncs++
 	}
 	if e.shared {
 		e.data = maps.Clone(e.data)
@@ -436,7 +438,7 @@ func (e *refEngine) Compact() error {
 func (e *refEngine) Stats() kvs.Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return kvs.Stats{Engine: e.name, LiveKeys: int64(len(e.data))}
+	return kvs.Stats{Engine: e.name, LiveKeys: int64(len(e.data)), Syncs: e.syncs}
 }
 
 func (e *refEngine) Close() error {
