@@ -110,7 +110,7 @@ func (db *DB) commit(b *kvs.Batch, o kvs.WriteOptions) error {
 func (db *DB) syncWAL(w *wal.Writer, end int64) error {
 	var err error
 	if db.opts.DisableGroupCommit {
-		err = w.SyncUnshared()
+		err = w.SyncUnshared(end)
 	} else {
 		err = w.WaitDurable(end)
 	}

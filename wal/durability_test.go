@@ -293,11 +293,12 @@ func TestSyncUnsharedFsyncsForEachCaller(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				if _, err := w.WriteRecord(groupRecord(g, i)); err != nil {
+				end, err := w.WriteRecord(groupRecord(g, i))
+				if err != nil {
 					t.Error(err)
 					return
 				}
-				if err := w.SyncUnshared(); err != nil {
+				if err := w.SyncUnshared(end); err != nil {
 					t.Error(err)
 					return
 				}
@@ -315,8 +316,13 @@ func TestSyncUnsharedFsyncsForEachCaller(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.SyncUnshared(); !errors.Is(err, kvs.ErrClosed) {
-		t.Fatalf("SyncUnshared after Close: %v, want kvs.ErrClosed", err)
+	// Close synced every record, so a writer late to sync is covered; an
+	// offset past the end is not.
+	if err := w.SyncUnshared(w.Size()); err != nil {
+		t.Fatalf("SyncUnshared of a record Close made durable: %v", err)
+	}
+	if err := w.SyncUnshared(w.Size() + 1); !errors.Is(err, kvs.ErrClosed) {
+		t.Fatalf("SyncUnshared past the end after Close: %v, want kvs.ErrClosed", err)
 	}
 }
 

@@ -217,13 +217,15 @@ func (w *Writer) Sync() error {
 	return w.WaitDurable(w.Size())
 }
 
-// SyncUnshared fsyncs the log for this caller alone: it waits for an
-// fsync in progress to end, then runs its own, even when that one already
-// covered every record. It is the opposite of group commit, for engines
-// told to fsync each synced write by itself (kvs.Options.DisableGroupCommit)
-// and for measuring what group commit saves. Errors are those of
-// WaitDurable.
-func (w *Writer) SyncUnshared() error {
+// SyncUnshared makes the first end bytes of the log durable (end is what
+// WriteRecord returned) with an fsync of its own: it waits for an fsync in
+// progress to end, then runs one for this caller alone, even when the one
+// it waited for already covered end. It is the opposite of group commit,
+// for engines told to fsync each synced write by itself
+// (kvs.Options.DisableGroupCommit) and for measuring what group commit
+// saves. On a closed log it returns nil when Close made end durable.
+// Errors are those of WaitDurable.
+func (w *Writer) SyncUnshared(end int64) error {
 	w.syncMu.Lock()
 	defer w.syncMu.Unlock()
 	for w.syncing {
@@ -233,6 +235,11 @@ func (w *Writer) SyncUnshared() error {
 		return err
 	}
 	if w.closed {
+		// NB: an engine that rotated to a new log closed this one, which
+		// synced every record in it.
+		if w.synced >= end {
+			return nil
+		}
 		return fmt.Errorf("kvs/wal: sync log %d: %w", w.logNum, kvs.ErrClosed)
 	}
 	w.syncing = true
