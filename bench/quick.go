@@ -14,7 +14,7 @@ import (
 )
 
 // EngineSpec names an engine and a variant of its options, written
-// "engine" or "engine/variant" (bitcask/hash, bitcask/btree).
+// "engine" or "engine/variant" (bitcask/hash, bitcask/btree, lsm/tiered).
 type EngineSpec struct {
 	Label   string // as the user wrote it, used in tables
 	Engine  string // registered engine name
@@ -35,6 +35,15 @@ func ParseEngineSpec(s string) (EngineSpec, error) {
 			spec.Options.Bitcask.Index = kvs.IndexBTree
 		default:
 			return spec, fmt.Errorf("bench: engine %q: bitcask variant must be %q or %q", s, kvs.IndexHash, kvs.IndexBTree)
+		}
+	case "lsm":
+		switch variant {
+		case "", kvs.CompactionLeveled:
+			spec.Label = "lsm"
+		case kvs.CompactionTiered:
+			spec.Options.LSM.Compaction = kvs.CompactionTiered
+		default:
+			return spec, fmt.Errorf("bench: engine %q: lsm variant must be %q or %q", s, kvs.CompactionLeveled, kvs.CompactionTiered)
 		}
 	default:
 		if variant != "" {
