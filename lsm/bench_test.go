@@ -2,7 +2,7 @@ package lsm
 
 // The benchmarks follow db_bench's shapes: 16-byte keys drawn from a space
 // of benchKeys, 100-byte incompressible values, no sync. Run them one
-// operation per key of the space, as the figures in docs/04 were:
+// operation per key of the space (docs/04 section 7 shows figures):
 //
 //	go test -run '^$' -bench . -benchtime 1000000x -count 6 ./lsm | tee lsm.txt
 //	benchstat lsm.txt

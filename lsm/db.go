@@ -185,17 +185,21 @@ type picker interface {
 // newPicker returns the picker of lo.Policy (defaults filled in).
 //
 // The tiered picker merges runs of similar size from L0CompactionTrigger
-// runs on and, from that many, the newest ones whatever their sizes
-// (MaxRuns): writers stopped at L0StopTrigger (at least the trigger)
-// always have a merge to wait for.
+// runs on (at most 4). Only below the slowdown trigger does it merge the
+// newest runs whatever their sizes (MaxRuns): writers would otherwise be
+// slowed, and those stopped at L0StopTrigger must always have a merge to
+// wait for. (MaxRuns at the compaction trigger would merge the newest
+// runs as soon as there are enough of them, the oldest big run included:
+// size-tiering would never get to choose.)
 func newPicker(lo *Options) picker {
 	if lo.Policy != kvs.CompactionTiered {
 		return compaction.NewLeveled(lo.Compaction)
 	}
 	trigger := lo.Compaction.L0CompactionTrigger
+	width := min(max(trigger, 2), 4)
 	return compaction.NewTiered(compaction.TieredOptions{
-		MinMergeWidth: min(max(trigger, 2), 4),
-		MaxRuns:       max(trigger-1, 1),
+		MinMergeWidth: width,
+		MaxRuns:       max(min(lo.L0SlowdownTrigger, lo.L0StopTrigger)-1, width-1, 1),
 	})
 }
 
