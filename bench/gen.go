@@ -1,6 +1,7 @@
-// Package bench holds the workloads kvs uses to compare engines: a
-// deterministic key/value generator shared with `kvs load`, and the quick
-// comparison that `kvs bench` and `make run` print.
+// Package bench holds what kvs uses to compare engines: workloads (db_bench's
+// and YCSB's), the runner that measures one workload on one DB (Run), the
+// reports `kvs bench` writes (WriteTable, WriteReport), and a deterministic
+// key/value generator shared with `kvs load`.
 package bench
 
 import (

@@ -233,22 +233,6 @@ func TestDirectoryHeldByAnotherEngineIsRefused(t *testing.T) {
 	}
 }
 
-func TestBenchPrintsATable(t *testing.T) {
-	out := mustRun(t, "bench", "--count", "3000", "--no-progress")
-	for _, want := range []string{"bitcask/hash", "bitcask/btree", "lsm", "fill ops/s", "read ops/s", "bytes on disk"} {
-		if !strings.Contains(out, want) {
-			t.Fatalf("bench output lacks %q:\n%s", want, out)
-		}
-	}
-	var rows []quickRow
-	if err := json.Unmarshal([]byte(mustRun(t, "bench", "--count", "1000", "--reads", "500", "--engines", "bitcask", "--json")), &rows); err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != 1 || rows[0].Keys != 1000 || rows[0].Reads != 500 || rows[0].FillOpsPerSec <= 0 {
-		t.Fatalf("bench --json = %+v", rows)
-	}
-}
-
 func TestParseBytes(t *testing.T) {
 	for in, want := range map[string]int64{"4096": 4096, "4KiB": 4096, "64MiB": 64 << 20, "1GiB": 1 << 30, "10MB": 10e6, "2k": 2048} {
 		if got, err := parseBytes(in); err != nil || got != want {
@@ -305,25 +289,6 @@ func TestLSMFlagsShapeTheTree(t *testing.T) {
 	}
 	if _, errs, code := kvsRun(t, "", "stats", "--dir", dir, "--memtable-size", "lots"); code == 0 || !strings.Contains(errs, "--memtable-size") {
 		t.Errorf("a bad --memtable-size: exit %d, stderr %q", code, errs)
-	}
-}
-
-func TestBenchAppliesEngineFlags(t *testing.T) {
-	writeAmp := func(extra ...string) float64 {
-		var rows []quickRow
-		args := append([]string{"bench", "--count", "20000", "--engines", "lsm", "--json"}, extra...)
-		if err := json.Unmarshal([]byte(mustRun(t, args...)), &rows); err != nil || len(rows) != 1 {
-			t.Fatalf("kvs %v: %v", args, err)
-		}
-		return rows[0].WriteAmp
-	}
-	// 20000 keys of 116 B fit the default 4 MiB memtable (only the WAL is
-	// written) but flush and compact many times through 64 KiB ones.
-	if def, small := writeAmp(), writeAmp("--memtable-size", "64KiB"); small < 2*def {
-		t.Fatalf("write amplification %.2f with 64 KiB memtables, %.2f by default: the flag did not reach the engine", small, def)
-	}
-	if _, errs, code := kvsRun(t, "", "bench", "--engines", "lsm", "--compaction", "sideways"); code != 2 || !strings.Contains(errs, "--compaction") {
-		t.Fatalf("bad --compaction: exit %d, %q", code, errs)
 	}
 }
 
