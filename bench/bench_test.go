@@ -4,6 +4,7 @@ import (
 	"flag"
 	"strings"
 	"testing"
+	"time"
 )
 
 var (
@@ -12,6 +13,7 @@ var (
 	flagKeys      = flag.Int("bench.keys", 100_000, "key space of preloaded workloads")
 	flagSync      = flag.Bool("bench.sync", false, "sync every write")
 	flagConc      = flag.Int("bench.concurrency", 1, "goroutines issuing operations")
+	flagMaxTime   = flag.Duration("bench.maxtime", time.Minute, "cap on each run's timed phase (0: none)")
 )
 
 // BenchmarkEngines compares the kvs engines on the chosen workloads:
@@ -23,5 +25,5 @@ func BenchmarkEngines(b *testing.B) {
 		b.Fatal(err)
 	}
 	Benchmark(b, BenchOptions{DBs: strings.Split(*flagDBs, ","), Workloads: ws, Keys: *flagKeys,
-		Sync: *flagSync, Concurrency: *flagConc})
+		Sync: *flagSync, Concurrency: *flagConc, MaxTime: *flagMaxTime})
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kvs-lab/kvs"
 )
@@ -19,7 +20,10 @@ type BenchOptions struct {
 	KeySize, ValueSize int // default 16 and 100
 	Concurrency        int // default 1
 	Sync               bool
-	KVS                *kvs.Options
+	// MaxTime caps each run's timed phase (RunConfig.MaxTime); ns/op is
+	// then over the operations that ran. 0: no cap.
+	MaxTime time.Duration
+	KVS     *kvs.Options
 }
 
 // Benchmark runs every workload on every DB as sub-benchmarks named
@@ -48,7 +52,7 @@ func Benchmark(b *testing.B, o BenchOptions) {
 					keys = max(keys, b.N)
 				}
 				res, err := Run(RunConfig{DB: db, Workload: w, Keys: keys, Ops: b.N, KeySize: o.KeySize, ValueSize: o.ValueSize,
-					Concurrency: o.Concurrency, Sync: o.Sync, KVS: o.KVS, Seed: 1, Dir: filepath.Join(b.TempDir(), "db")})
+					Concurrency: o.Concurrency, Sync: o.Sync, KVS: o.KVS, Seed: 1, MaxTime: o.MaxTime, Dir: filepath.Join(b.TempDir(), "db")})
 				if err != nil {
 					b.Fatal(err)
 				}

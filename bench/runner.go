@@ -36,6 +36,10 @@ type RunConfig struct {
 	Dir string
 	// KVS holds the kvs engines' options (nil: defaults).
 	KVS *kvs.Options
+	// MaxTime, when positive, ends the timed phase after that long even
+	// if fewer than Ops operations ran; Result.Ops then says how many did
+	// (a hash keydir's scans, for one, can take longer than anyone waits).
+	MaxTime time.Duration
 	// SampleEvery is how often the runner samples disk usage and engine
 	// counters during the timed phase (default 250ms).
 	SampleEvery time.Duration
@@ -223,12 +227,15 @@ func Run(cfg RunConfig) (*Result, error) {
 	}
 	res.Elapsed = time.Since(start)
 	stopSampling()
+	if done := int(r.done.Load()); done < cfg.Ops {
+		res.Ops = done // MaxTime ran out
+	}
 
 	ioAfter := readProcIO()
 	res.LiveKeys = r.live.Load()
 	res.LiveBytes = res.LiveKeys * int64(cfg.KeySize+cfg.ValueSize)
 	res.UserBytesWritten = r.userBytes.Load()
-	res.OpsPerSec = float64(cfg.Ops) / res.Elapsed.Seconds()
+	res.OpsPerSec = float64(res.Ops) / res.Elapsed.Seconds()
 	res.MBPerSec = float64(r.movedBytes.Load()) / res.Elapsed.Seconds() / 1e6
 	res.Latency = r.latencies()
 	if res.UserBytesWritten > 0 && ioAfter.ok {
@@ -407,6 +414,10 @@ func (r *runner) run(db DB, progress func(string, int, int)) error {
 	var wg sync.WaitGroup
 	errs := make([]error, r.cfg.Concurrency)
 	var stop atomic.Bool
+	if r.cfg.MaxTime > 0 {
+		t := time.AfterFunc(r.cfg.MaxTime, func() { stop.Store(true) })
+		defer t.Stop()
+	}
 	for wk := 0; wk < r.cfg.Concurrency; wk++ {
 		n := r.cfg.Ops / r.cfg.Concurrency
 		if wk < r.cfg.Ops%r.cfg.Concurrency {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kvs-lab/kvs"
 )
@@ -205,5 +206,18 @@ func TestKeysSortByIndex(t *testing.T) {
 	m := r.missingKey(nil, 99)
 	if len(a) != 20 || string(a) >= string(b) || string(m) <= string(a) || string(m) == string(b) {
 		t.Fatalf("key(99) %q, key(100) %q, missing %q", a, b, m)
+	}
+}
+
+// TestMaxTimeEndsTheRun asks for far more operations than fit in 300ms.
+func TestMaxTimeEndsTheRun(t *testing.T) {
+	w, _ := FindWorkload("readrandom")
+	res, err := Run(RunConfig{DB: "lsm", Workload: w, Keys: 2000, Ops: 1 << 30, MaxTime: 300 * time.Millisecond,
+		Concurrency: 2, Dir: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops <= 0 || res.Ops >= 1<<30 || res.Latency["all"].Count != int64(res.Ops) || res.Elapsed > 5*time.Second {
+		t.Fatalf("ops %d, latency count %d, elapsed %s", res.Ops, res.Latency["all"].Count, res.Elapsed)
 	}
 }
