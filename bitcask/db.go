@@ -308,6 +308,7 @@ func (db *DB) createSegment(id uint64) (*segment, error) {
 	db.stats.diskBytesWritten.Add(fileHeaderLen)
 	s := newSegment(id, path, f)
 	s.bytes = fileHeaderLen
+	s.setFlushed(fileHeaderLen)
 	return s, nil
 }
 
@@ -360,8 +361,8 @@ func (db *DB) Close() error {
 	db.closedFlag.Store(true)
 	err := db.failure()
 	if err == nil {
-		if serr := db.active.f.Sync(); serr != nil {
-			err = fmt.Errorf("kvs/bitcask: close: sync %s: %w", db.active.path, serr)
+		if serr := db.active.syncFile(); serr != nil {
+			err = fmt.Errorf("kvs/bitcask: close: %w", serr)
 		} else {
 			db.stats.syncs.Add(1)
 		}

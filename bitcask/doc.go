@@ -37,9 +37,13 @@
 //
 // # Durability
 //
-// A batch is one write(2) of consecutive records, all but the last flagged
+// A batch is appended as consecutive records, all but the last flagged
 // "batch continues"; recovery drops a batch whose last record is missing,
-// so a batch survives a crash whole or not at all. With WriteOptions.Sync a
+// so a batch survives a crash whole or not at all. Appends gather in the
+// active segment's 64 KiB buffer and reach the file in one write(2) when
+// it fills or before an fsync, so an unsynced write may be lost with the
+// process (a suffix of the log, never a record in the middle); Gets read
+// the buffered records from memory. With WriteOptions.Sync a
 // write returns once it is fsynced; concurrent synced writers share one
 // fsync (group commit, see waitDurable) unless
 // Options.DisableGroupCommit. A segment is fsynced before the next one is

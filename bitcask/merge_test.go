@@ -437,7 +437,9 @@ func TestFailedWriteDuringMergeAbortsCompact(t *testing.T) {
 			var b kvs.Batch
 			b.Put([]byte("x1"), []byte(strings.Repeat("x", 100)))
 			b.Put([]byte("x2"), []byte(strings.Repeat("y", 100)))
-			writeErr = db.Write(&b, kvs.NoSync)
+			// NB: synced, so the batch reaches the file now (an
+			// unsynced one would wait in the segment's append buffer).
+			writeErr = db.Write(&b, kvs.Sync)
 		}
 		if op == vfs.OpWrite && strings.HasSuffix(p, segmentSuffix) && failNext.CompareAndSwap(true, false) {
 			return &vfs.InjectedError{Op: op, Path: p, Err: vfs.ErrNoSpace, Partial: true}

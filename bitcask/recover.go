@@ -198,6 +198,7 @@ func (l *loader) loadSegment(id uint64, newest, hasHint bool) error {
 	}
 	seg := newSegment(id, path, f)
 	seg.bytes = size
+	seg.setFlushed(size)
 	db.segs[id] = seg
 
 	if hasHint {

@@ -265,7 +265,7 @@ func TestGetOfCorruptRecordReturnsCorruptionError(t *testing.T) {
 			fs := vfs.NewMem()
 			db := openDB(t, testDir, testOptions(fs, index))
 			mustPut(t, db, "a", "fine", kvs.NoSync)
-			mustPut(t, db, "b", "to be damaged", kvs.NoSync)
+			mustPut(t, db, "b", "to be damaged", kvs.Sync) // in the file, not the append buffer
 			path := db.active.path
 			recs := records(t, fs, path)
 			flipByte(t, fs, path, recs[1].Offset+recs[1].Size-1)

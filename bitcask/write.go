@@ -40,7 +40,7 @@ func (db *DB) Delete(key []byte, o kvs.WriteOptions) error {
 }
 
 // Write applies every entry of b atomically, also across a crash: its
-// records go to the active segment in one write call, every record but
+// records go to the active segment as one append, every record but
 // the last flagged "batch continues", and recovery drops a batch whose
 // last record is missing. Every entry is checked before anything is
 // written; a bad one fails the whole batch with an error wrapping the kvs
@@ -83,7 +83,9 @@ const maxKeptWriteBuffer = 1 << 20
 //
 //  1. Under writeMu: rotate the active segment if the batch does not fit
 //     (the old one is fsynced before the new one takes a byte), encode the
-//     batch, append it with one Write call, and point the keydir at it.
+//     batch, append it to the segment's buffer (segment.append; it reaches
+//     the file when the buffer fills or before an fsync), and point the
+//     keydir at it.
 //     Readers see the batch from here on, all of it at once (db.mu).
 //  2. Without writeMu, if o.Sync: wait until the log is durable up to the
 //     batch's end, sharing fsyncs with other writers (waitDurable).
@@ -136,8 +138,8 @@ func (db *DB) write(ops []op, userBytes int64, o kvs.WriteOptions) (uint64, erro
 		db.wbuf = nil
 	}
 	active := db.active
-	if _, err := active.f.Write(buf); err != nil {
-		err = db.fail(fmt.Errorf("write %s: %w", active.path, err))
+	if err := active.append(buf); err != nil {
+		err = db.fail(err)
 		db.writeMu.Unlock()
 		return 0, err
 	}
@@ -188,8 +190,8 @@ func (db *DB) rotateLocked() error {
 		return err
 	}
 	old := db.active
-	if err := old.f.Sync(); err != nil {
-		return db.fail(fmt.Errorf("sync %s: %w", old.path, err))
+	if err := old.syncFile(); err != nil {
+		return db.fail(err)
 	}
 	db.stats.syncs.Add(1)
 	db.markSynced(db.appended)
@@ -256,8 +258,12 @@ func (db *DB) syncActive() error {
 	db.writeMu.Lock()
 	seg, target := db.active, db.appended
 	seg.ref()
+	err := seg.flush()
 	db.writeMu.Unlock()
 	defer db.unref(seg)
+	if err != nil {
+		return db.fail(err)
+	}
 	if err := seg.f.Sync(); err != nil {
 		return db.fail(fmt.Errorf("sync %s: %w", seg.path, err))
 	}
@@ -274,8 +280,8 @@ func (db *DB) syncActive() error {
 // fsyncs the segment it wrote to itself (which holds a reference for it).
 func (db *DB) syncAlone(seg *segment, pos int64) error {
 	defer db.unref(seg)
-	if err := seg.f.Sync(); err != nil {
-		return db.fail(fmt.Errorf("sync %s: %w", seg.path, err))
+	if err := seg.syncFile(); err != nil {
+		return db.fail(err)
 	}
 	db.stats.syncs.Add(1)
 	db.markSynced(pos)
