@@ -1,7 +1,7 @@
 # kvs: make run (a quick engine comparison) and make test (the test suite)
 # are the two commands a fresh clone needs. bench/ and docs/ are folders:
 # every target is .PHONY so make never mistakes them for up-to-date files.
-.PHONY: build run test test-fast test-long race bench bench-quick lint fmt fuzz clean
+.PHONY: build run test test-fast test-long race bench bench-quick bench-peers test-peers lint fmt fuzz clean
 
 GO ?= go
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -20,9 +20,14 @@ run:
 # crash rounds per engine variant), real-process kill tests, fuzz seed
 # corpora, the CLI end to end. test-fast skips -race; test-long runs the
 # long versions (1000 crash rounds, 4000 fault points, 12 kill rounds).
-test:
+# test-peers checks the bench/peers adapters (a module of its own): every
+# workload on pebble, goleveldb, badger, bbolt and rosedb, answers checked.
+test: test-peers
 	$(GO) vet ./...
 	$(GO) test -race -short -timeout 10m ./...
+
+test-peers:
+	cd bench/peers && $(GO) vet ./... && $(GO) test -short -timeout 10m ./...
 
 test-fast:
 	$(GO) test -short -timeout 10m ./...
@@ -35,6 +40,15 @@ race:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 10 -timeout 60m ./... | tee bench.txt
+
+# kvs bitcask, bitcask/btree and lsm against pebble, goleveldb, badger, bbolt
+# and rosedb (the separate bench/peers module) on fillrandom, readrandom,
+# scan and YCSB-A: a million keys of 16 B, values of 100 B. About 40 minutes
+# on a 2-core machine; raw results in peers.txt, a table per workload after.
+PEERS_FLAGS ?= -peers.keys=1000000
+bench-peers:
+	cd bench/peers && $(GO) test -run '^$$' -bench Peers -benchtime 1000000x -timeout 180m $(PEERS_FLAGS) | tee ../../peers.txt
+	cd bench/peers && $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da -table /workload -col /db ../../peers.txt
 
 # One iteration of every benchmark: checks they run, not how fast.
 bench-quick:
@@ -58,4 +72,4 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeDone$$' -fuzztime $(FUZZTIME) ./bitcask
 
 clean:
-	rm -rf bin bench.txt
+	rm -rf bin bench.txt peers.txt

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -152,9 +153,14 @@ type Result struct {
 	// TablesPerGet is, for the kvs engines, files probed per Get
 	// (kvs.Stats DiskReads + FilterSkips per Get).
 	TablesPerGet float64
-	// MemoryPerKey is the Go heap the open DB holds after the run, per
-	// live key (heap in use after a GC, less what it was before Open).
-	MemoryPerKey float64
+	// MemoryPerKey is the memory the open DB holds after the run, per
+	// live key: the growth of the process's anonymous resident memory
+	// (RssAnon: the Go heap and memory an engine allocates outside it,
+	// not the page cache or file mappings) since before Open, measured
+	// after a GC that returns freed memory to the system. HeapPerKey is
+	// the Go heap's share alone. Both are 0 when they came out negative
+	// (memory freed elsewhere during the run).
+	MemoryPerKey, HeapPerKey float64
 	// StallTime is the time writers spent in write slowdown or stop
 	// (kvs engines).
 	StallTime time.Duration
@@ -202,7 +208,7 @@ func Run(cfg RunConfig) (*Result, error) {
 	}
 	r.prepare()
 
-	heapBefore := heapInUse()
+	heapBefore, rssBefore := memInUse()
 	db, err := Open(cfg.DB, cfg.Dir, OpenOptions{Sync: cfg.Sync, KVS: cfg.KVS})
 	if err != nil {
 		return nil, err
@@ -255,7 +261,12 @@ func Run(cfg RunConfig) (*Result, error) {
 		res.StallTime = after.StallTime - before.StallTime
 	}
 	if res.LiveKeys > 0 {
-		res.MemoryPerKey = float64(heapInUse()-heapBefore) / float64(res.LiveKeys)
+		heap, rss := memInUse()
+		res.HeapPerKey = max(0, float64(heap-heapBefore)/float64(res.LiveKeys))
+		res.MemoryPerKey = res.HeapPerKey
+		if rss > 0 && rssBefore > 0 {
+			res.MemoryPerKey = max(0, float64(rss-rssBefore)/float64(res.LiveKeys))
+		}
 	}
 	res.BytesOnDisk = dirBytes(cfg.Dir)
 	if res.LiveBytes > 0 {
@@ -291,8 +302,14 @@ type runner struct {
 
 	perm     []int32      // Permuted: the order keys are taken in
 	cursor   atomic.Int64 // Sequential and Permuted: the next position
-	inserted atomic.Int64 // keys inserted past cfg.Keys
-	zipf     *zipfian
+	inserted atomic.Int64 // keys inserted past cfg.Keys, counted when their Put starts
+	// Latest reads only keys whose insert has returned: insMu guards
+	// insDone (the inserts past visible that have returned) and visible
+	// (the keys, preloaded and inserted, that all have).
+	insMu   sync.Mutex
+	insDone map[int]bool
+	visible atomic.Int64
+	zipf    *zipfian
 
 	live       atomic.Int64 // keys live now
 	userBytes  atomic.Int64
@@ -387,6 +404,8 @@ func (r *runner) prepare() {
 	case Zipfian, Latest:
 		r.zipf = newZipfian(r.cfg.Keys, zipfTheta)
 	}
+	r.insDone = map[int]bool{}
+	r.visible.Store(int64(r.cfg.Keys))
 	if slicesHas(w.Mix, OpDelete) {
 		r.deleted = make([]bool, r.cfg.Keys)
 	}
@@ -517,6 +536,9 @@ func (r *runner) worker(db DB, wk, n int, stop *atomic.Bool, progress func(strin
 			r.userBytes.Add(kv)
 			r.movedBytes.Add(kv)
 			r.live.Add(1)
+			if err == nil && w.Preload {
+				r.insertDone(i)
+			}
 		case OpScan:
 			step, err = r.scan(db, rng, key, n-j)
 		case OpRMW:
@@ -564,13 +586,28 @@ func (r *runner) pick(rng *rand.Rand) int {
 	case Zipfian:
 		return scatter(r.zipf.next(rng), r.cfg.Keys)
 	case Latest:
-		// The newest key is rank 0.
-		newest := r.cfg.Keys + int(r.inserted.Load()) - 1
+		// The newest key whose insert has returned is rank 0.
+		newest := int(r.visible.Load()) - 1
 		return max(0, newest-r.zipf.next(rng))
 	case Sequential, Permuted:
 		return r.next()
 	}
 	return rng.IntN(r.cfg.Keys)
+}
+
+// insertDone records that the Put of inserted key i returned, and moves
+// visible past every key below which all inserts have returned: with
+// several workers, inserts finish out of order.
+func (r *runner) insertDone(i int) {
+	r.insMu.Lock()
+	defer r.insMu.Unlock()
+	r.insDone[i] = true
+	v := int(r.visible.Load())
+	for r.insDone[v] {
+		delete(r.insDone, v)
+		v++
+	}
+	r.visible.Store(int64(v))
 }
 
 // next returns the next key of a Sequential or Permuted walk, wrapping
@@ -764,12 +801,24 @@ func dirBytes(dir string) int64 {
 	return n
 }
 
-// heapInUse returns the Go heap in use after a collection.
-func heapInUse() int64 {
-	runtime.GC()
+// memInUse returns the Go heap in use and the process's anonymous
+// resident memory (0 where /proc/self/status has none), after a
+// collection that returns freed memory to the system.
+func memInUse() (heap, rssAnon int64) {
+	debug.FreeOSMemory()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return int64(m.HeapAlloc)
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return int64(m.HeapAlloc), 0
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("RssAnon:")); ok {
+			kb, _ := strconv.ParseInt(string(bytes.TrimSuffix(bytes.TrimSpace(v), []byte(" kB"))), 10, 64)
+			rssAnon = kb << 10
+		}
+	}
+	return int64(m.HeapAlloc), rssAnon
 }
 
 // procIO is the process's I/O counters from /proc/self/io.

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,20 +90,23 @@ func (d lyingDB) Get(key []byte) ([]byte, error) {
 	return v, err
 }
 
+// forgetfulOpens counts the opens of test-forgetful.
+var forgetfulOpens atomic.Int32
+
 // forgetfulDB finds nothing after a reopen.
 type forgetfulDB struct{ DB }
 
 func (forgetfulDB) Get([]byte) ([]byte, error) { return nil, kvs.ErrNotFound }
 
 func TestWrongAnswersFailTheRun(t *testing.T) {
-	Register("test-lying", func(dir string, o OpenOptions) (DB, error) {
+	registerForTest("test-lying", func(dir string, o OpenOptions) (DB, error) {
 		db, err := Open("bitcask", dir, o)
 		return lyingDB{db}, err
 	})
-	opens := 0
-	Register("test-forgetful", func(dir string, o OpenOptions) (DB, error) {
+	forgetfulOpens.Store(0)
+	registerForTest("test-forgetful", func(dir string, o OpenOptions) (DB, error) {
 		db, err := Open("bitcask", dir, o)
-		if opens++; opens > 2 { // load, run, then the reopen
+		if forgetfulOpens.Add(1) > 2 { // load, run, then the reopen
 			return forgetfulDB{db}, err
 		}
 		return db, err
@@ -115,7 +119,7 @@ func TestWrongAnswersFailTheRun(t *testing.T) {
 		}
 	}
 	missing, _ := FindWorkload("readmissing")
-	Register("test-inventive", func(dir string, o OpenOptions) (DB, error) {
+	registerForTest("test-inventive", func(dir string, o OpenOptions) (DB, error) {
 		db, err := Open("bitcask", dir, o)
 		return inventiveDB{db}, err
 	})
@@ -219,5 +223,42 @@ func TestMaxTimeEndsTheRun(t *testing.T) {
 	}
 	if res.Ops <= 0 || res.Ops >= 1<<30 || res.Latency["all"].Count != int64(res.Ops) || res.Elapsed > 5*time.Second {
 		t.Fatalf("ops %d, latency count %d, elapsed %s", res.Ops, res.Latency["all"].Count, res.Elapsed)
+	}
+}
+
+// slowInsertDB makes every Put of a key past the loaded ones slow, so
+// that with several workers a read of "the newest key" races its insert.
+type slowInsertDB struct{ DB }
+
+func (d slowInsertDB) Put(key, value []byte) error {
+	if key[0] != '0' || string(key) >= "0000000000001000" {
+		time.Sleep(200 * time.Microsecond)
+	}
+	return d.DB.Put(key, value)
+}
+
+// TestLatestReadsOnlyFinishedInserts runs ycsb-d with 4 workers against
+// slow inserts: a read must never pick a key whose insert has not
+// returned (it would count as a wrong answer).
+func TestLatestReadsOnlyFinishedInserts(t *testing.T) {
+	registerForTest("test-slowinsert", func(dir string, o OpenOptions) (DB, error) {
+		db, err := Open("bitcask", dir, o)
+		return slowInsertDB{db}, err
+	})
+	w, _ := FindWorkload("ycsb-d")
+	if _, err := Run(RunConfig{DB: "test-slowinsert", Workload: w, Keys: 1000, Ops: 4000, Concurrency: 4,
+		Dir: filepath.Join(t.TempDir(), "db")}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// registerForTest registers a test DB once, so that -count runs the
+// tests again without registering a name twice.
+func registerForTest(name string, open OpenFunc) {
+	registryMu.Lock()
+	_, dup := registry[name]
+	registryMu.Unlock()
+	if !dup {
+		Register(name, open)
 	}
 }
