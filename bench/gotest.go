@@ -36,7 +36,8 @@ type BenchOptions struct {
 // the testing package measures), and the rest of the Result comes as
 // metrics: latency percentiles in ns, write-amp (process bytes written per
 // user byte), engine-write-amp, space-amp, mem-B/key, tables/get and
-// read-syscalls/get where they apply, stall-% and reopen-ms. The bench/peers
+// read-syscalls/get where they apply, stall-%, max-debt-MB (the most
+// compaction debt a sample saw) and reopen-ms. The bench/peers
 // module calls it with its engines.
 func Benchmark(b *testing.B, o BenchOptions) {
 	if o.Keys == 0 {
@@ -88,6 +89,9 @@ func ReportMetrics(b *testing.B, res *Result) {
 	}
 	if res.StallTime > 0 {
 		b.ReportMetric(100*res.StallTime.Seconds()/res.Elapsed.Seconds(), "stall-%")
+	}
+	if res.MaxCompactionDebt > 0 {
+		b.ReportMetric(float64(res.MaxCompactionDebt)/1e6, "max-debt-MB")
 	}
 	b.ReportMetric(float64(res.Reopen.Microseconds())/1000, "reopen-ms")
 }

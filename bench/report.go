@@ -337,7 +337,7 @@ var csvColumns = []string{"db", "workload", "sync", "keys", "ops", "key_size", "
 	"load_s", "elapsed_s", "ops_per_sec", "mb_per_sec",
 	"latency_count", "latency_mean_ns", "p50_ns", "p95_ns", "p99_ns", "p999_ns", "max_ns",
 	"user_bytes_written", "write_amp", "engine_write_amp", "live_keys", "live_bytes", "bytes_on_disk", "space_amp",
-	"read_syscalls_per_get", "tables_per_get", "memory_per_key_bytes", "stall_s", "max_l0_files", "reopen_s"}
+	"read_syscalls_per_get", "tables_per_get", "memory_per_key_bytes", "stall_s", "max_l0_files", "max_compaction_debt_bytes", "reopen_s"}
 
 func writeCSV(w io.Writer, results []*Result) error {
 	cw := csv.NewWriter(w)
@@ -358,7 +358,7 @@ func writeCSV(w io.Writer, results []*Result) error {
 			f(r.Load.Seconds()), f(r.Elapsed.Seconds()), f(r.OpsPerSec), f(r.MBPerSec),
 			i64(all.Count), f(all.Mean), i64(all.P50), i64(all.P95), i64(all.P99), i64(all.P999), i64(all.Max),
 			i64(r.UserBytesWritten), f(r.WriteAmp), f(r.EngineWriteAmp), i64(r.LiveKeys), i64(r.LiveBytes), i64(r.BytesOnDisk), f(r.SpaceAmp),
-			f(r.ReadSyscallsPerGet), f(r.TablesPerGet), f(r.MemoryPerKey), f(r.StallTime.Seconds()), i(r.MaxL0Files), f(r.Reopen.Seconds())}
+			f(r.ReadSyscallsPerGet), f(r.TablesPerGet), f(r.MemoryPerKey), f(r.StallTime.Seconds()), i(r.MaxL0Files), i64(r.MaxCompactionDebt), f(r.Reopen.Seconds())}
 		for k := range numOpKinds {
 			var n int64
 			if l := r.Latency[OpKind(k).String()]; l != nil {

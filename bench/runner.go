@@ -110,7 +110,10 @@ type Sample struct {
 	Ops         int64   // operations done by then
 	BytesOnDisk int64   // the directory's allocated size
 	L0Files     int     // kvs lsm only
-	StallTime   time.Duration
+	// CompactionDebt is the bytes compaction owes (kvs lsm): L0's when
+	// it is due, and what each deeper level holds beyond its target.
+	CompactionDebt int64
+	StallTime      time.Duration
 }
 
 // Result is what a run measured. Rates and amplifications cover the timed
@@ -164,8 +167,10 @@ type Result struct {
 	// StallTime is the time writers spent in write slowdown or stop
 	// (kvs engines).
 	StallTime time.Duration
-	// MaxL0Files is the most L0 tables seen in a sample (kvs lsm).
-	MaxL0Files int
+	// MaxL0Files and MaxCompactionDebt are the most L0 tables and
+	// compaction debt seen in a sample (kvs lsm).
+	MaxL0Files        int
+	MaxCompactionDebt int64
 	// Reopen is the time Close and then Open took after the run.
 	Reopen  time.Duration
 	Samples []Sample
@@ -728,9 +733,11 @@ func (r *runner) sample(db DB, st Statser, res *Result) (stop func()) {
 			if len(k.Levels) > 0 {
 				s.L0Files = k.Levels[0].Files
 			}
+			s.CompactionDebt = compactionDebt(k.Levels)
 			s.StallTime = k.StallTime
 		}
 		res.MaxL0Files = max(res.MaxL0Files, s.L0Files)
+		res.MaxCompactionDebt = max(res.MaxCompactionDebt, s.CompactionDebt)
 		res.Samples = append(res.Samples, s)
 	}
 	go func() {
@@ -752,6 +759,24 @@ func (r *runner) sample(db DB, st Statser, res *Result) (stop func()) {
 		close(done)
 		<-finished
 	}
+}
+
+// compactionDebt is the bytes the levels hold beyond what their scores
+// allow: all of L0 once its score reaches 1 (a compaction of L0 takes it
+// all), and for deeper levels the bytes over the target (a score is bytes
+// over target, so the target is bytes/score).
+func compactionDebt(levels []kvs.LevelStats) int64 {
+	var debt int64
+	for i, l := range levels {
+		switch {
+		case l.Score < 1:
+		case i == 0:
+			debt += l.Bytes
+		default:
+			debt += l.Bytes - int64(float64(l.Bytes)/l.Score)
+		}
+	}
+	return debt
 }
 
 // valuePool hands out values: windows of a buffer of random bytes, which

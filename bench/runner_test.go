@@ -262,3 +262,13 @@ func registerForTest(name string, open OpenFunc) {
 		Register(name, open)
 	}
 }
+
+func TestCompactionDebt(t *testing.T) {
+	levels := []kvs.LevelStats{{Level: 0, Bytes: 40, Score: 1.25}, {Level: 1, Bytes: 300, Score: 1.5}, {Level: 2, Bytes: 900, Score: 0.9}}
+	if got := compactionDebt(levels); got != 40+100 {
+		t.Fatalf("debt %d, want 140 (all of L0, L1's 100 bytes over its 200 target)", got)
+	}
+	if got := compactionDebt(levels[2:]); got != 0 {
+		t.Fatalf("debt %d with every score below 1", got)
+	}
+}
