@@ -37,6 +37,11 @@ type RunConfig struct {
 	Dir string
 	// KVS holds the kvs engines' options (nil: defaults).
 	KVS *kvs.Options
+	// Settle, when positive, is the longest the runner waits after the
+	// timed phase of a writing workload for the process to stop writing
+	// (next to no new bytes in /proc/self/io wchar for a second), before it takes
+	// the write amplification. Default 2 minutes; negative: don't wait.
+	Settle time.Duration
 	// MaxTime, when positive, ends the timed phase after that long even
 	// if fewer than Ops operations ran; Result.Ops then says how many did
 	// (a hash keydir's scans, for one, can take longer than anyone waits).
@@ -61,6 +66,9 @@ func (c *RunConfig) setDefaults() error {
 	}
 	if c.Ops == 0 {
 		c.Ops = c.Keys
+	}
+	if c.Settle == 0 {
+		c.Settle = 2 * time.Minute
 	}
 	if c.SampleEvery == 0 {
 		c.SampleEvery = 250 * time.Millisecond
@@ -138,7 +146,9 @@ type Result struct {
 	UserBytesWritten int64
 	// WriteAmp is bytes the process wrote to files (its write(2) and
 	// pwrite(2) bytes, /proc/self/io wchar) per user byte: the same
-	// measure for every engine. An engine that writes through mmap is
+	// measure for every engine. It counts from the start of the timed
+	// phase until the engine has gone quiet after it (Settle), so that
+	// compactions an engine put off are not left out. An engine that writes through mmap is
 	// undercounted (EngineWriteAmp, when it has one, is then the figure
 	// to trust).
 	WriteAmp float64
@@ -171,6 +181,9 @@ type Result struct {
 	// compaction debt seen in a sample (kvs lsm).
 	MaxL0Files        int
 	MaxCompactionDebt int64
+	// Settle is how long the engine kept writing after the last
+	// operation, until its writes stopped (RunConfig.Settle).
+	Settle time.Duration
 	// Reopen is the time Close and then Open took after the run.
 	Reopen  time.Duration
 	Samples []Sample
@@ -243,6 +256,13 @@ func Run(cfg RunConfig) (*Result, error) {
 	}
 
 	ioAfter := readProcIO()
+	if cfg.Settle > 0 && r.userBytes.Load() > 0 && ioAfter.ok {
+		// Let the engine finish the flushes and compactions the run
+		// started: they are part of what the writes cost.
+		start := time.Now()
+		ioAfter = settle(ioAfter, cfg.Settle)
+		res.Settle = time.Since(start)
+	}
 	res.LiveKeys = r.live.Load()
 	res.LiveBytes = res.LiveKeys * int64(cfg.KeySize+cfg.ValueSize)
 	res.UserBytesWritten = r.userBytes.Load()
@@ -844,6 +864,26 @@ func memInUse() (heap, rssAnon int64) {
 		}
 	}
 	return int64(m.HeapAlloc), rssAnon
+}
+
+// settle polls /proc/self/io until the process has written next to
+// nothing (under 16 KiB per quarter second: a test's log lines, not a
+// flush or a compaction) for a second, or max has passed, and returns the
+// last reading.
+func settle(last procIO, max time.Duration) procIO {
+	deadline := time.Now().Add(max)
+	quiet := 0
+	for quiet < 4 && time.Now().Before(deadline) {
+		time.Sleep(250 * time.Millisecond)
+		now := readProcIO()
+		if now.wchar-last.wchar < 16<<10 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		last = now
+	}
+	return last
 }
 
 // procIO is the process's I/O counters from /proc/self/io.

@@ -20,7 +20,9 @@ func TestEveryWorkloadRunsOnEveryEngine(t *testing.T) {
 		for _, w := range Workloads {
 			t.Run(db+"/"+w.Name, func(t *testing.T) {
 				t.Parallel()
-				res, err := Run(RunConfig{DB: db, Workload: w, Keys: keys, Ops: ops, Concurrency: 2, Seed: 7,
+				// NB: no settling: the parallel runs keep the process
+				// writing (TestSettleWaitsForCompactions covers it).
+				res, err := Run(RunConfig{DB: db, Workload: w, Keys: keys, Ops: ops, Concurrency: 2, Seed: 7, Settle: -1,
 					Dir: filepath.Join(t.TempDir(), "db"), KVS: &kvs.Options{LSM: kvs.LSMOptions{MemtableBytes: 64 << 10}}})
 				if err != nil {
 					t.Fatal(err)
@@ -270,5 +272,24 @@ func TestCompactionDebt(t *testing.T) {
 	}
 	if got := compactionDebt(levels[2:]); got != 0 {
 		t.Fatalf("debt %d with every score below 1", got)
+	}
+}
+
+// TestSettleWaitsForCompactions fills an lsm with small memtables, so
+// that flushes and compactions run on after the last put: with Settle the
+// write amplification counts them, and the engine's own count agrees.
+func TestSettleWaitsForCompactions(t *testing.T) {
+	w, _ := FindWorkload("fillrandom")
+	kv := &kvs.Options{LSM: kvs.LSMOptions{MemtableBytes: 256 << 10}}
+	res, err := Run(RunConfig{DB: "lsm", Workload: w, Keys: 100_000, KVS: kv, Settle: time.Minute, Dir: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("write amp %.2f (engine %.2f), settled in %s", res.WriteAmp, res.EngineWriteAmp, res.Settle)
+	if res.Settle <= 0 || res.WriteAmp < 2 || res.EngineWriteAmp < 2 {
+		t.Fatalf("settle %s, write amp %.2f, engine %.2f", res.Settle, res.WriteAmp, res.EngineWriteAmp)
+	}
+	if d := res.WriteAmp - res.EngineWriteAmp; d > 0.2*res.EngineWriteAmp || d < -0.2*res.EngineWriteAmp {
+		t.Fatalf("write amp from wchar %.2f and from the engine %.2f disagree", res.WriteAmp, res.EngineWriteAmp)
 	}
 }

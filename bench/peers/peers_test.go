@@ -64,7 +64,7 @@ func TestPeersAnswerCorrectly(t *testing.T) {
 					conc = 1
 				}
 				t.Run(name, func(t *testing.T) {
-					_, err := bench.Run(bench.RunConfig{DB: db, Workload: v.workload, Keys: 2000, Ops: 1000,
+					_, err := bench.Run(bench.RunConfig{DB: db, Workload: v.workload, Keys: 2000, Ops: 1000, Settle: -1,
 						Concurrency: conc, Sync: v.sync, Seed: 1, Dir: filepath.Join(t.TempDir(), "db")})
 					if err != nil {
 						t.Fatal(err)

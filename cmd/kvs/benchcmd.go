@@ -23,6 +23,7 @@ type benchArgs struct {
 	keys, ops          int
 	keySize, valueSize int
 	concurrency        int
+	settle             time.Duration
 	seed               uint64
 	out                string
 	noProgress         bool
@@ -63,6 +64,7 @@ into DIR; --json prints the results as JSON instead of the table.`,
 	f.IntVar(&a.keySize, "key-size", 16, "bytes per key")
 	f.IntVar(&a.valueSize, "value-size", 100, "bytes per value")
 	f.IntVar(&a.concurrency, "concurrency", 1, "goroutines issuing operations")
+	f.DurationVar(&a.settle, "settle", 2*time.Minute, "longest wait after a writing run for the engine's own writes to stop, before write amplification is taken (0: don't wait)")
 	f.Uint64Var(&a.seed, "seed", 1, "seed of the key order, the values and the key choices")
 	f.StringVar(&a.out, "out", "", "directory to write the report into (results.json, results.csv, charts, report.md)")
 	f.BoolVar(&a.noProgress, "no-progress", false, "hide progress bars")
@@ -237,7 +239,7 @@ func runBench(cmd *cobra.Command, g *globals, a *benchArgs) error {
 		for j, db := range dbs {
 			run := i*len(dbs) + j
 			cfg := bench.RunConfig{DB: db, Workload: w, Keys: a.keys, Ops: a.opsFor(w), KeySize: a.keySize, ValueSize: a.valueSize,
-				Concurrency: a.concurrency, Sync: wo.Sync, Seed: a.seed, KVS: opts,
+				Concurrency: a.concurrency, Sync: wo.Sync, Seed: a.seed, KVS: opts, Settle: settleFlag(a.settle),
 				Dir: filepath.Join(parent, fmt.Sprintf("%02d-%s-%s", run, strings.ReplaceAll(db, "/", "-"), w.Name))}
 			var bar *runBar
 			if show {
@@ -369,4 +371,13 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// settleFlag maps --settle to RunConfig.Settle, where 0 means the default
+// and a negative value means no wait.
+func settleFlag(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
