@@ -169,7 +169,7 @@ func tableRows(results []*Result, blank bool) [][]string {
 		if r.StallTime > 0 {
 			stall = fmt.Sprintf("%.1f%%", 100*r.StallTime.Seconds()/r.Elapsed.Seconds())
 		}
-		rows = append(rows, []string{wl, r.DB, strconv.Itoa(r.Ops), humanCount(r.OpsPerSec),
+		rows = append(rows, []string{wl, r.DB, strconv.Itoa(r.Ops), HumanCount(r.OpsPerSec),
 			humanNanos(all.P50), humanNanos(all.P99), humanNanos(all.P999), wamp, space,
 			mem, stall, humanDuration(r.Reopen)})
 	}
@@ -244,8 +244,8 @@ func humanNanos(ns int64) string {
 // humanDuration formats d like humanNanos.
 func humanDuration(d time.Duration) string { return humanNanos(d.Nanoseconds()) }
 
-// humanCount formats a rate compactly: 812, 45.2k, 1.31M.
-func humanCount(r float64) string {
+// HumanCount formats a count or a rate compactly: 812, 45.2k, 1.31M.
+func HumanCount(r float64) string {
 	switch {
 	case r >= 1e6:
 		return fmt.Sprintf("%.2fM", r/1e6)

@@ -52,7 +52,7 @@ func makeCharts(results []*Result) ([]chart, error) {
 		return nil
 	}
 
-	p := barPlot("Throughput", "operations per second", workloads, dbs, value(func(r *Result) float64 { return r.OpsPerSec }), humanCount)
+	p := barPlot("Throughput", "operations per second", workloads, dbs, value(func(r *Result) float64 { return r.OpsPerSec }), HumanCount)
 	svg, err := render(barWidth(len(workloads), len(dbs)), 9*vg.Centimeter, [][]*plot.Plot{{p}})
 	if err := add("Throughput", "throughput per workload", "throughput.svg", svg, err); err != nil {
 		return nil, err

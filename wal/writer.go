@@ -242,6 +242,13 @@ func (w *Writer) SyncUnshared(end int64) error {
 		}
 		return fmt.Errorf("kvs/wal: sync log %d: %w", w.logNum, kvs.ErrClosed)
 	}
+	return w.leadSync()
+}
+
+// leadSync runs one fsync as the leader: without syncMu, so that other
+// callers can queue behind it, then publishes what it covered and wakes
+// them. syncMu is held on entry and on return, and no fsync is running.
+func (w *Writer) leadSync() error {
 	w.syncing = true
 	w.syncMu.Unlock()
 	target, err := w.syncFile()
@@ -293,17 +300,7 @@ func (w *Writer) WaitDurable(end int64) error {
 			w.syncCond.Wait()
 			continue
 		}
-		// Lead: fsync without holding syncMu so that followers can queue.
-		w.syncing = true
-		w.syncMu.Unlock()
-		target, err := w.syncFile()
-		w.syncMu.Lock()
-		w.syncing = false
-		if err == nil && target > w.synced {
-			w.synced = target
-		}
-		w.syncCond.Broadcast()
-		if err != nil {
+		if err := w.leadSync(); err != nil {
 			return err
 		}
 	}

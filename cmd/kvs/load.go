@@ -171,7 +171,7 @@ func load(cmd *cobra.Command, e kvs.Engine, a loadArgs) (err error) {
 		return printJSON(out, sum)
 	}
 	fmt.Fprintf(out, "loaded %d keys (%s of keys and values) in %.2fs: %s ops/s\n",
-		sum.Keys, humanBytes(sum.UserBytes), sum.Seconds, humanRate(sum.OpsPerSec))
+		sum.Keys, humanBytes(sum.UserBytes), sum.Seconds, bench.HumanCount(sum.OpsPerSec))
 	fmt.Fprintf(out, "engine now holds %d live keys in %s on disk\n", sum.LiveKeys, humanBytes(sum.BytesOnDisk))
 	return nil
 }

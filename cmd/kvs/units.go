@@ -46,17 +46,6 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// humanRate formats a per-second rate compactly: 812, 45.2k, 1.31M.
-func humanRate(r float64) string {
-	switch {
-	case r >= 1e6:
-		return fmt.Sprintf("%.2fM", r/1e6)
-	case r >= 1e4:
-		return fmt.Sprintf("%.1fk", r/1e3)
-	}
-	return fmt.Sprintf("%.0f", r)
-}
-
 // printable returns b as text when it is printable UTF-8, else Go-quoted,
 // cut to max runes (0 = no limit).
 func printable(b []byte, max int) string {
