@@ -24,6 +24,7 @@ type benchArgs struct {
 	keySize, valueSize int
 	concurrency        int
 	settle             time.Duration
+	maxTime            time.Duration
 	seed               uint64
 	out                string
 	noProgress         bool
@@ -64,6 +65,7 @@ into DIR; --json prints the results as JSON instead of the table.`,
 	f.IntVar(&a.keySize, "key-size", 16, "bytes per key")
 	f.IntVar(&a.valueSize, "value-size", 100, "bytes per value")
 	f.IntVar(&a.concurrency, "concurrency", 1, "goroutines issuing operations")
+	f.DurationVar(&a.maxTime, "max-time", time.Minute, "cap on each run's timed phase; the run then reports the operations it did (0: no cap)")
 	f.DurationVar(&a.settle, "settle", 2*time.Minute, "longest wait after a writing run for the engine's own writes to stop, before write amplification is taken (0: don't wait)")
 	f.Uint64Var(&a.seed, "seed", 1, "seed of the key order, the values and the key choices")
 	f.StringVar(&a.out, "out", "", "directory to write the report into (results.json, results.csv, charts, report.md)")
@@ -239,7 +241,7 @@ func runBench(cmd *cobra.Command, g *globals, a *benchArgs) error {
 		for j, db := range dbs {
 			run := i*len(dbs) + j
 			cfg := bench.RunConfig{DB: db, Workload: w, Keys: a.keys, Ops: a.opsFor(w), KeySize: a.keySize, ValueSize: a.valueSize,
-				Concurrency: a.concurrency, Sync: wo.Sync, Seed: a.seed, KVS: opts, Settle: settleFlag(a.settle),
+				Concurrency: a.concurrency, Sync: wo.Sync, Seed: a.seed, KVS: opts, Settle: settleFlag(a.settle), MaxTime: a.maxTime,
 				Dir: filepath.Join(parent, fmt.Sprintf("%02d-%s-%s", run, strings.ReplaceAll(db, "/", "-"), w.Name))}
 			var bar *runBar
 			if show {
