@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,6 +127,36 @@ func TestWriteFailureIsSticky(t *testing.T) {
 				}
 				mustPut(t, db, "after", "reopen", kvs.Sync)
 			})
+		}
+	}
+}
+
+// TestFailedFlushKeepsBufferedRecordsReadable fails the write that hands
+// the append buffer to the file: the engine fails, but the unsynced puts
+// it acknowledged before are still read back from memory, not reported as
+// corruption of the half-written file.
+func TestFailedFlushKeepsBufferedRecordsReadable(t *testing.T) {
+	mem := vfs.NewMem()
+	var armed atomic.Bool
+	inj := vfs.InjectorFunc(func(op vfs.Op, p string) error {
+		if op == vfs.OpWrite && strings.HasSuffix(p, segmentSuffix) && armed.CompareAndSwap(true, false) {
+			return &vfs.InjectedError{Op: op, Path: p, Err: vfs.ErrIO, Partial: true}
+		}
+		return nil
+	})
+	db := openDB(t, testDir, testOptions(vfs.Inject(mem, inj), kvs.IndexHash))
+	defer db.Close()
+	for i := 0; i < 10; i++ {
+		mustPut(t, db, keyN(i), valueN(i, 0, 100), kvs.NoSync)
+	}
+	armed.Store(true)
+	if err := db.Put([]byte("last"), []byte("v"), kvs.Sync); !errors.Is(err, kvs.ErrFailed) {
+		t.Fatalf("synced put over a failing write: %v, want kvs.ErrFailed", err)
+	}
+	for i := 0; i < 10; i++ {
+		got, err := db.Get([]byte(keyN(i)))
+		if err != nil || string(got) != valueN(i, 0, 100) {
+			t.Fatalf("get %s after the failed flush: %.20q, %v", keyN(i), got, err)
 		}
 	}
 }

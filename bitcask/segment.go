@@ -93,20 +93,21 @@ func (s *segment) flushLocked() error {
 		return nil
 	}
 	n, err := s.f.Write(s.pending)
-	s.flushed += int64(n)
 	if err == nil && n < len(s.pending) {
 		err = io.ErrShortWrite
 	}
-	// NB: after a failed write the engine fails (the caller's db.fail);
-	// the file may end in part of a record, which recovery cuts as a
-	// torn tail. The rest is dropped: nothing more is appended.
+	if err != nil {
+		// NB: the engine fails now (the caller's db.fail) and appends
+		// nothing more. The file may end in part of a record, which
+		// recovery cuts as a torn tail; pending stays as it is, so that
+		// Gets of the records in it still find them until Close.
+		return fmt.Errorf("write %s: %w", s.path, err)
+	}
+	s.flushed += int64(n)
 	if cap(s.pending) > 4*appendBufferSize {
 		s.pending = nil
 	} else {
 		s.pending = s.pending[:0]
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", s.path, err)
 	}
 	return nil
 }
