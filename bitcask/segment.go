@@ -34,12 +34,13 @@ type segment struct {
 	// The active segment gathers appends in pending and hands them to
 	// the file in one Write when appendBufferSize bytes have gathered,
 	// and before every fsync (flush): a write(2) per 100-byte record
-	// cost more than the rest of a Put. flushed is the file's size; the
+	// cost more than the rest of a Put. flushed is the file's size (read
+	// without bufMu by readRecord's fast path, written under it); the
 	// records past it are in pending, whole, and readRecord serves them
 	// from there. bufMu guards both.
 	bufMu   sync.RWMutex
 	pending []byte
-	flushed int64
+	flushed atomic.Int64
 
 	// Counters, guarded by DB.mu (the active segment's bytes also by
 	// DB.writeMu, which every change to it holds).
@@ -64,7 +65,7 @@ const appendBufferSize = 64 << 10
 // offset the next append goes to.
 func (s *segment) setFlushed(n int64) {
 	s.bufMu.Lock()
-	s.flushed = n
+	s.flushed.Store(n)
 	s.bufMu.Unlock()
 }
 
@@ -103,7 +104,7 @@ func (s *segment) flushLocked() error {
 		// Gets of the records in it still find them until Close.
 		return fmt.Errorf("write %s: %w", s.path, err)
 	}
-	s.flushed += int64(n)
+	s.flushed.Add(int64(n))
 	if cap(s.pending) > 4*appendBufferSize {
 		s.pending = nil
 	} else {
@@ -138,17 +139,18 @@ func (s *segment) closeFile() {
 // and the record's offset.
 func (s *segment) readRecord(buf []byte, e entry, key []byte) (rec []byte, h recordHeader, value []byte, err error) {
 	rec = grow(buf, int(e.size))
-	s.bufMu.RLock()
-	if e.offset >= s.flushed {
-		// NB: the record was appended whole after the last write, so
-		// pending holds all of it.
-		if off := e.offset - s.flushed; off+int64(e.size) <= int64(len(s.pending)) {
+	// NB: flushed only grows and records are written whole, so a record
+	// that starts below it is in the file; only the newest ones need
+	// bufMu and the pending buffer.
+	if e.offset >= s.flushed.Load() {
+		s.bufMu.RLock()
+		if off := e.offset - s.flushed.Load(); off >= 0 && off+int64(e.size) <= int64(len(s.pending)) {
 			copy(rec, s.pending[off:off+int64(e.size)])
 			s.bufMu.RUnlock()
 			return decodeRead(s.path, rec, e, key)
 		}
+		s.bufMu.RUnlock()
 	}
-	s.bufMu.RUnlock()
 	n, err := s.f.ReadAt(rec, e.offset)
 	if n < len(rec) {
 		if err == nil || errors.Is(err, io.EOF) {

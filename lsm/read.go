@@ -163,7 +163,7 @@ func (db *DB) get(rs *readState, key []byte, seq uint64) ([]byte, error) {
 				continue
 			}
 			db.stats.diskReads.Add(1)
-			v, kind, ok, err := t.r.Get(key, seq)
+			v, kind, ok, err := t.r.Search(key, seq)
 			if err != nil {
 				return nil, fmt.Errorf("kvs/lsm: get from L%d table %s: %w", level, tableName(t.meta.FileNum), err)
 			}

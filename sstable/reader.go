@@ -229,7 +229,7 @@ func (r *Reader) Close() error {
 
 // MayContain reports whether the table may hold userKey, by its bloom
 // filter alone; false is certain. A table written without a filter may
-// hold any key. Callers that count filter hits call it before Get.
+// hold any key. Callers that count filter hits call it, then Search.
 func (r *Reader) MayContain(userKey []byte) bool {
 	return !r.hasFilt || r.filter.mayContain(userKey)
 }
@@ -244,6 +244,12 @@ func (r *Reader) Get(userKey []byte, seq uint64) (value []byte, kind base.Kind, 
 	if !r.MayContain(userKey) {
 		return nil, 0, false, nil
 	}
+	return r.Search(userKey, seq)
+}
+
+// Search is Get without the bloom filter: it always searches the index
+// and a data block. It is for callers that asked MayContain already.
+func (r *Reader) Search(userKey []byte, seq uint64) (value []byte, kind base.Kind, found bool, err error) {
 	g := getStatePool.Get().(*getState)
 	defer getStatePool.Put(g)
 	// The first entry >= (userKey, seq, KindMax) is the newest version
