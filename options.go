@@ -75,7 +75,7 @@ const DefaultMaxSegmentBytes = 64 << 20
 // (lsm.Options); EnsureDefaults fills in only the two names.
 type LSMOptions struct {
 	// MemtableBytes is the arena size of each memtable: a full memtable
-	// is flushed to an L0 table. Default 4 MiB.
+	// is flushed to an L0 table. Default 8 MiB.
 	MemtableBytes int
 	// L0CompactionTrigger is the L0 file count at which L0 is compacted
 	// into L1. Default 4.
@@ -86,7 +86,7 @@ type LSMOptions struct {
 	// L0StopTrigger is the L0 file count at which writers stop until
 	// compaction brings it down. Default 12.
 	L0StopTrigger int
-	// BaseLevelBytes is L1's target size. Default 64 MiB.
+	// BaseLevelBytes is L1's target size. Default 32 MiB.
 	BaseLevelBytes int64
 	// LevelMultiplier is how much larger each level's target is than the
 	// one above (at least 2). Default 10.

@@ -11,9 +11,9 @@
 // LevelMultiplier (10) per level from BaseLevelBytes at L1:
 //
 //	L0  ▮▮▮▮            trigger: L0CompactionTrigger files (score = files / trigger)
-//	L1  ▮▮▮▮▮           target   64 MiB  (score = bytes / target)
-//	L2  ▮▮▮▮▮▮▮▮▮▮▮     target  640 MiB
-//	L3  ...             target  6.4 GiB
+//	L1  ▮▮▮▮▮           target   32 MiB  (score = bytes / target)
+//	L2  ▮▮▮▮▮▮▮▮▮▮▮     target  320 MiB
+//	L3  ...             target  3.2 GiB
 //
 // Each level gets a score; the level with the highest score of at least 1
 // is compacted into the next. From L0, every L0 table overlapping the

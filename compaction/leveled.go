@@ -12,7 +12,10 @@ type Options struct {
 	// L0CompactionTrigger is the L0 file count at which L0 scores 1.
 	// Default 4.
 	L0CompactionTrigger int
-	// BaseLevelBytes is L1's target size. Default 64 MiB.
+	// BaseLevelBytes is L1's target size. Default 32 MiB: about what L0
+	// holds at its compaction trigger with the lsm engine's default 8 MiB
+	// memtables, so an L0→L1 compaction rewrites about as much of L1 as
+	// it brings down (a larger L1 multiplies the bytes rewritten).
 	BaseLevelBytes int64
 	// LevelMultiplier is how much larger each level's target is than the
 	// one above. Default 10.
@@ -33,7 +36,7 @@ func (o *Options) EnsureDefaults() *Options {
 		o.L0CompactionTrigger = 4
 	}
 	if o.BaseLevelBytes <= 0 {
-		o.BaseLevelBytes = 64 << 20
+		o.BaseLevelBytes = 32 << 20
 	}
 	if o.LevelMultiplier <= 1 {
 		o.LevelMultiplier = 10

@@ -51,7 +51,7 @@ func TestBenchAppliesEngineFlags(t *testing.T) {
 		}
 		return rep.Results[0].EngineWriteAmp
 	}
-	// 20000 keys of 116 B fit the default 4 MiB memtable (only the WAL is
+	// 20000 keys of 116 B fit the default 8 MiB memtable (only the WAL is
 	// written) but flush and compact many times through 64 KiB ones. The
 	// engine's own count is used: the process's counters would include
 	// the files other tests write meanwhile.

@@ -265,7 +265,7 @@ func largestSegment(t testing.TB, dir string) string {
 
 // TestLSMFlagsShapeTheTree loads 20000 keys (about 2.2 MiB of keys and
 // values) with 64 KiB memtables: the load must flush many times, so L0 and
-// L1 together hold several tables. With the default 4 MiB memtable it
+// L1 together hold several tables. With the default 8 MiB memtable it
 // would flush none.
 func TestLSMFlagsShapeTheTree(t *testing.T) {
 	dir := t.TempDir()
