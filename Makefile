@@ -44,10 +44,12 @@ bench:
 # kvs bitcask, bitcask/btree and lsm against pebble, goleveldb, badger, bbolt
 # and rosedb (the separate bench/peers module) on fillrandom, readrandom,
 # scan and YCSB-A: a million keys of 16 B, values of 100 B. About 40 minutes
-# on a 2-core machine; raw results in peers.txt, a table per workload after.
+# on a 2-core machine. Prints kvs bench's table of the run, writes its
+# report (JSON, CSV, charts, report.md) into peers-report/, keeps the raw
+# benchmark lines in peers.txt, then benchstat's table per workload.
 PEERS_FLAGS ?= -peers.keys=1000000
 bench-peers:
-	cd bench/peers && $(GO) test -run '^$$' -bench Peers -benchtime 1000000x -timeout 180m $(PEERS_FLAGS) | tee ../../peers.txt
+	cd bench/peers && $(GO) test -run '^$$' -bench Peers -benchtime 1000000x -timeout 180m -peers.out ../../peers-report $(PEERS_FLAGS) | tee ../../peers.txt
 	cd bench/peers && $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da -table /workload -col /db ../../peers.txt
 
 # One iteration of every benchmark: checks they run, not how fast.
@@ -72,4 +74,4 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeDone$$' -fuzztime $(FUZZTIME) ./bitcask
 
 clean:
-	rm -rf bin bench.txt peers.txt
+	rm -rf bin bench.txt peers.txt peers-report

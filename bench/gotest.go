@@ -24,6 +24,10 @@ type BenchOptions struct {
 	// then over the operations that ran. 0: no cap.
 	MaxTime time.Duration
 	KVS     *kvs.Options
+	// OnResult, if set, receives every run's Result. The testing package
+	// may run a sub-benchmark more than once (a one-operation probe, then
+	// b.N); the last Result for a name is the one it reports.
+	OnResult func(*Result)
 }
 
 // Benchmark runs every workload on every DB as sub-benchmarks named
@@ -58,6 +62,9 @@ func Benchmark(b *testing.B, o BenchOptions) {
 					b.Fatal(err)
 				}
 				ReportMetrics(b, res)
+				if o.OnResult != nil {
+					o.OnResult(res)
+				}
 			})
 		}
 	}

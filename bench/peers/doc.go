@@ -26,9 +26,16 @@
 // Flags: -peers.dbs (default bitcask, bitcask/btree, lsm and the five peers), -peers.keys
 // (key space of the preloaded workloads, default 1000000), -peers.workloads
 // (comma-separated, or all), -peers.sync, -peers.concurrency and
-// -peers.maxtime (cap on each run's timed phase, default 1m; 0 for none). Sub-benchmarks are named db=<name>/workload=<name>, so
-// benchstat can pivot them; for one table per metric, a row per workload
-// and a column per DB:
+// -peers.maxtime (cap on each run's timed phase, default 1m; 0 for none)
+// and -peers.out DIR, which writes kvs bench's report of the run
+// (results.json, results.csv, SVG charts, report.md) into DIR. After the
+// benchmark lines the run prints kvs bench's table: one row per DB and
+// workload (per -count), with throughput, latency percentiles, write and
+// space amplification, memory per key, stall time and reopen time.
+//
+// Sub-benchmarks are named db=<name>/workload=<name>, so benchstat can
+// pivot them too; for one table per metric, a row per workload and a
+// column per DB:
 //
 //	go test -run '^$' -bench Peers -benchtime 1000000x -count 3 | tee peers.txt
 //	go run golang.org/x/perf/cmd/benchstat@latest -row /workload -col /db peers.txt

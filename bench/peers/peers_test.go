@@ -2,8 +2,11 @@ package peers
 
 import (
 	"flag"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +25,80 @@ var (
 	flagSync      = flag.Bool("peers.sync", false, "sync every write in BenchmarkPeers")
 	flagConc      = flag.Int("peers.concurrency", 1, "goroutines issuing operations in BenchmarkPeers")
 	flagMaxTime   = flag.Duration("peers.maxtime", time.Minute, "cap on each run's timed phase in BenchmarkPeers (0: none)")
+	flagOut       = flag.String("peers.out", "", "directory for BenchmarkPeers' report (results.json, results.csv, SVG charts, report.md)")
 )
+
+// collected gathers BenchmarkPeers' results for the table TestMain prints
+// after the benchmark lines.
+var collected struct {
+	sync.Mutex
+	results []*bench.Result
+}
+
+// TestMain runs the tests and benchmarks, then, if BenchmarkPeers ran,
+// prints its results as kvs bench's table (benchstat skips lines that are
+// not benchmark results) and writes the -peers.out report.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if results := measured(collected.results); len(results) > 0 {
+		if err := reportPeers(results); err != nil {
+			fmt.Fprintln(os.Stderr, "BenchmarkPeers report:", err)
+			code = max(code, 1)
+		}
+	}
+	os.Exit(code)
+}
+
+// measured drops the one-operation probes the testing package runs before
+// the measured run of a sub-benchmark, keeping every measured run (one per
+// -count).
+func measured(all []*bench.Result) []*bench.Result {
+	longest := map[string]int{}
+	for _, r := range all {
+		k := r.DB + "/" + r.Workload
+		longest[k] = max(longest[k], r.Ops)
+	}
+	var out []*bench.Result
+	for _, r := range all {
+		if r.Ops > 1 || longest[r.DB+"/"+r.Workload] == 1 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func reportPeers(results []*bench.Result) error {
+	fmt.Println()
+	if err := bench.WriteTable(os.Stdout, results); err != nil {
+		return err
+	}
+	if *flagOut == "" {
+		return nil
+	}
+	var dbs, workloads []string
+	seen := map[string]bool{}
+	for _, r := range results {
+		if !seen["db:"+r.DB] {
+			seen["db:"+r.DB] = true
+			dbs = append(dbs, r.DB)
+		}
+		if !seen["w:"+r.Workload] {
+			seen["w:"+r.Workload] = true
+			workloads = append(workloads, r.Workload)
+		}
+	}
+	mode := "none"
+	if *flagSync {
+		mode = "always"
+	}
+	meta := bench.ReportMeta{Command: commandLine(), Engines: dbs, Workloads: workloads,
+		Keys: *flagKeys, KeySize: 16, ValueSize: 100, Concurrency: *flagConc, Seed: 1, Sync: *flagSync, SyncMode: mode}
+	if err := bench.WriteReport(*flagOut, meta, results); err != nil {
+		return err
+	}
+	fmt.Printf("report written to %s\n", *flagOut)
+	return nil
+}
 
 // TestPeersAnswerCorrectly runs every workload on every peer over a small
 // key space. The runner fails a run on any wrong answer (a missing key, a
@@ -108,5 +184,31 @@ func BenchmarkPeers(b *testing.B) {
 		b.Fatal(err)
 	}
 	bench.Benchmark(b, bench.BenchOptions{DBs: strings.Split(*flagDBs, ","), Workloads: ws, Keys: *flagKeys,
-		Sync: *flagSync, Concurrency: *flagConc, MaxTime: *flagMaxTime})
+		Sync: *flagSync, Concurrency: *flagConc, MaxTime: *flagMaxTime, OnResult: func(r *bench.Result) {
+			collected.Lock()
+			defer collected.Unlock()
+			collected.results = append(collected.results, r)
+		}})
+}
+
+// commandLine spells the go test command that ran, from the flags set.
+func commandLine() string {
+	args := []string{"cd bench/peers && go test"}
+	flag.Visit(func(f *flag.Flag) {
+		name, ok := strings.CutPrefix(f.Name, "test.")
+		if ok && (name == "paniconexit0" || name == "timeout" || name == "testlogfile" || name == "gocoverdir") {
+			return
+		}
+		args = append(args, fmt.Sprintf("-%s=%s", name, shellQuote(f.Value.String())))
+	})
+	return strings.Join(args, " ")
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./,=:", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
