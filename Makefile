@@ -1,7 +1,7 @@
 # kvs: make run (a quick engine comparison) and make test (the test suite)
 # are the two commands a fresh clone needs. bench/ and docs/ are folders:
 # every target is .PHONY so make never mistakes them for up-to-date files.
-.PHONY: build run test test-fast test-long race bench bench-quick bench-peers test-peers lint fmt fuzz clean
+.PHONY: build run test test-fast test-long race bench bench-quick bench-peers bench-server test-peers lint fmt fuzz clean
 
 GO ?= go
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -52,6 +52,15 @@ bench-peers:
 	cd bench/peers && $(GO) test -run '^$$' -bench Peers -benchtime 1000000x -timeout 180m -peers.out ../../peers-report $(PEERS_FLAGS) | tee ../../peers.txt
 	cd bench/peers && $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da -table /workload -col /db ../../peers.txt
 
+# redis-benchmark (-t set,get, -P 1 and -P 16, 50 clients, 100 B values over
+# 200k random keys) against kvs serve on bitcask and lsm (no sync) and
+# against redis-server (no persistence, then appendonly everysec), in one
+# run, printing one table. Needs redis-tools and redis-server; a few
+# minutes. REQUESTS=100000 for a quick look, SYNC="none group" adds kvs
+# with group commit.
+bench-server:
+	bash bench/server.sh
+
 # One iteration of every benchmark: checks they run, not how fast.
 bench-quick:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 10m ./...
@@ -74,4 +83,4 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeDone$$' -fuzztime $(FUZZTIME) ./bitcask
 
 clean:
-	rm -rf bin bench.txt peers.txt peers-report
+	rm -rf bin bench.txt peers.txt peers-report bench-server.csv

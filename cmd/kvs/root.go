@@ -72,7 +72,7 @@ the engine from the directory's ENGINE file (bitcask for a new directory).`,
 	root.AddCommand(
 		newPutCmd(g), newGetCmd(g), newDelCmd(g), newScanCmd(g),
 		newLoadCmd(g), newStatsCmd(g), newCompactCmd(g), newInspectCmd(g),
-		newBenchCmd(g), newEnginesCmd(g),
+		newBenchCmd(g), newEnginesCmd(g), newServeCmd(g),
 	)
 	return root
 }
@@ -198,18 +198,29 @@ func (g *globals) open(cmd *cobra.Command, create bool) (kvs.Engine, error) {
 	if g.dir == "" {
 		return nil, usagef("--dir is required: the directory holding the engine's files")
 	}
-	st, err := os.Stat(g.dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist) && !create:
-		return nil, fmt.Errorf("kvs: directory %s does not exist", g.dir)
-	case err == nil && !st.IsDir():
-		return nil, fmt.Errorf("kvs: %s is a file, not a directory", g.dir)
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("kvs: %w", err)
-	}
 	o, err := g.options(cmd.ErrOrStderr())
 	if err != nil {
 		return nil, err
+	}
+	e, _, err := g.openWith(o, create)
+	return e, err
+}
+
+// openWith opens the engine in --dir with o and returns it with its name:
+// --engine, else the directory's ENGINE file, else bitcask for a new
+// directory.
+func (g *globals) openWith(o *kvs.Options, create bool) (kvs.Engine, string, error) {
+	if g.dir == "" {
+		return nil, "", usagef("--dir is required: the directory holding the engine's files")
+	}
+	st, err := os.Stat(g.dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !create:
+		return nil, "", fmt.Errorf("kvs: directory %s does not exist", g.dir)
+	case err == nil && !st.IsDir():
+		return nil, "", fmt.Errorf("kvs: %s is a file, not a directory", g.dir)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return nil, "", fmt.Errorf("kvs: %w", err)
 	}
 	o.ErrorIfNotExist = !create
 	name := g.engine
@@ -221,10 +232,11 @@ func (g *globals) open(cmd *cobra.Command, create bool) (kvs.Engine, error) {
 		case errors.Is(err, fs.ErrNotExist):
 			name = "bitcask"
 		default:
-			return nil, err
+			return nil, "", err
 		}
 	}
-	return kvs.Open(name, g.dir, o)
+	e, err := kvs.Open(name, g.dir, o)
+	return e, name, err
 }
 
 // printJSON writes v as indented JSON.

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/kvs-lab/kvs/server"
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// serveFlags are kvs serve's own flags; the engine flags are the globals.
+type serveFlags struct {
+	config      string
+	addr        string
+	password    string
+	insecure    bool
+	tlsCert     string
+	tlsKey      string
+	maxClients  int
+	maxBulk     string
+	idleTimeout time.Duration
+	http        string
+	logFormat   string
+	shutdown    time.Duration
+}
+
+// shutdownGrace bounds how long a graceful shutdown waits for in-flight
+// commands before closing their connections.
+const shutdownGrace = 30 * time.Second
+
+func newServeCmd(g *globals) *cobra.Command {
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve an engine over the Redis protocol (RESP2)",
+		Long: `serve opens the engine in --dir and answers Redis clients (redis-cli,
+redis-benchmark, go-redis, ...) on --addr: GET, SET, DEL, MGET, MSET, INCR,
+APPEND, SCAN, INFO and the rest listed in docs/06-serving.md, plus
+KVS.COMPACT and KVS.STATS.
+
+--sync chooses durability: group (the default: every write is fsynced before
+its reply, concurrent writers share fsyncs), always (one fsync per write,
+none shared) or none (no fsync: a crash may lose the newest writes).
+
+It listens on 127.0.0.1 unless told otherwise, and refuses a non-loopback
+--addr without --requirepass or --insecure. --http ADDR adds a side port
+with Prometheus /metrics, /debug/pprof/ and a status page.
+
+--config FILE reads a TOML file whose keys are these flags' names
+(addr = "127.0.0.1:6380", sync = "none", memtable-size = "8MiB", ...);
+a flag given on the command line wins over the file.
+
+SIGINT or SIGTERM (or the SHUTDOWN command) stops the server gracefully:
+no new connections, in-flight commands finish, the engine is synced and
+closed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.config != "" {
+				if err := applyConfigFile(cmd, f.config); err != nil {
+					return err
+				}
+			}
+			return runServe(cmd, g, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.config, "config", "", "TOML file with defaults for these flags (keys are flag names; flags win)")
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:6380", "address to listen on for Redis clients")
+	fl.StringVar(&f.password, "requirepass", "", "password clients must AUTH with (needed for a non-loopback --addr)")
+	fl.BoolVar(&f.insecure, "insecure", false, "allow a non-loopback --addr without --requirepass")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve TLS")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	fl.IntVar(&f.maxClients, "max-clients", 10000, "most clients connected at once")
+	fl.StringVar(&f.maxBulk, "max-bulk-size", "", "largest bulk string accepted, e.g. 64MiB (default 512MiB, as Redis)")
+	fl.DurationVar(&f.idleTimeout, "idle-timeout", 0, "close clients idle this long (0: never)")
+	fl.StringVar(&f.http, "http", "", "address of the HTTP side port for /metrics, /debug/pprof/ and a status page (off when empty)")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fl.DurationVar(&f.shutdown, "shutdown-timeout", shutdownGrace, "longest wait for in-flight commands at shutdown")
+	return cmd
+}
+
+// configKeys are the flags a --config file may set: serve's own and the
+// global engine flags. --config itself and --json are not among them.
+func configKeys(cmd *cobra.Command) map[string]*pflag.Flag {
+	keys := map[string]*pflag.Flag{}
+	add := func(fl *pflag.Flag) {
+		if fl.Name != "config" && fl.Name != "json" && fl.Name != "help" {
+			keys[fl.Name] = fl
+		}
+	}
+	cmd.Flags().VisitAll(add)
+	cmd.InheritedFlags().VisitAll(add)
+	return keys
+}
+
+// applyConfigFile sets every flag the TOML file at path names and the
+// command line did not. An unknown key, a table or array, or a value the
+// flag cannot take is an error naming the file and the key.
+func applyConfigFile(cmd *cobra.Command, path string) error {
+	var raw map[string]any
+	md, err := toml.DecodeFile(path, &raw)
+	if err != nil {
+		return usagef("--config %s: %v", path, err)
+	}
+	keys := configKeys(cmd)
+	names := make([]string, 0, len(raw))
+	for k := range raw {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		fl, ok := keys[k]
+		if !ok {
+			known := make([]string, 0, len(keys))
+			for n := range keys {
+				known = append(known, n)
+			}
+			sort.Strings(known)
+			return usagef("--config %s: unknown key %q (keys are flag names: %s)", path, k, strings.Join(known, ", "))
+		}
+		var val string
+		switch v := raw[k].(type) {
+		case string:
+			val = v
+		case int64:
+			val = strconv.FormatInt(v, 10)
+		case bool:
+			val = strconv.FormatBool(v)
+		case float64:
+			val = strconv.FormatFloat(v, 'f', -1, 64)
+		default:
+			return usagef("--config %s: key %q: a %s is not a flag value (use a string, number or boolean)", path, k, md.Type(k))
+		}
+		if fl.Changed {
+			continue // the command line wins
+		}
+		if err := fl.Value.Set(val); err != nil {
+			return usagef("--config %s: key %q: %q: %v", path, k, val, err)
+		}
+		fl.Changed = true
+	}
+	return nil
+}
+
+func runServe(cmd *cobra.Command, g *globals, f *serveFlags) error {
+	mode, err := server.ParseSyncMode(orDefault(g.sync, string(server.SyncGroup)))
+	if err != nil {
+		return usagef("--sync: %v", err)
+	}
+	// A server says what it is doing (listening, shutting down) unless
+	// told otherwise; the other commands stay quiet at warn.
+	level := g.logLevel
+	if fl := cmd.Flags().Lookup("log-level"); fl == nil || !fl.Changed {
+		level = "info"
+	}
+	logger, err := serveLogger(cmd.ErrOrStderr(), level, f.logFormat)
+	if err != nil {
+		return err
+	}
+	cfg := server.Config{
+		Addr: f.addr, Password: f.password, Insecure: f.insecure,
+		TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey,
+		MaxClients: f.maxClients, IdleTimeout: f.idleTimeout,
+		HTTPAddr: f.http, Logger: logger,
+	}
+	if f.maxClients <= 0 {
+		return usagef("--max-clients: %d is not a positive count", f.maxClients)
+	}
+	if f.idleTimeout < 0 {
+		return usagef("--idle-timeout: %v is negative", f.idleTimeout)
+	}
+	if f.maxBulk != "" {
+		n, err := parseBytes(f.maxBulk)
+		if err != nil || n <= 0 {
+			return usagef("--max-bulk-size: %q is not a positive size such as 64MiB", f.maxBulk)
+		}
+		cfg.MaxBulkBytes = n
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+
+	// Open the engine only once the configuration is known to be good, so
+	// that a typo never leaves an engine directory behind.
+	o, err := g.options(cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	o.Logger = logger.WithField("dir", g.dir)
+	o.DisableGroupCommit = mode == server.SyncAlways
+	e, name, err := g.openWith(o, true)
+	if err != nil {
+		return err
+	}
+	cfg.MaxValueBytes = o.EnsureDefaults().MaxValueSize
+	srv, err := server.New(server.NewEngineBackend(name, e, mode), cfg)
+	if err != nil {
+		e.Close()
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.ListenAndServe() }()
+	var serveErr error
+	select {
+	case serveErr = <-served:
+		// Listening failed, or a SHUTDOWN finished the server on its own.
+		served = nil
+	case <-srv.Done():
+	case <-ctx.Done():
+		logger.Info("signal received, shutting down")
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), f.shutdown)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if served != nil {
+		serveErr = <-served
+	}
+	if serveErr != nil && !errors.Is(serveErr, net.ErrClosed) {
+		return serveErr
+	}
+	if err != nil {
+		return fmt.Errorf("kvs serve: shutdown: %w", err)
+	}
+	logger.Info("engine closed")
+	return nil
+}
+
+// serveLogger makes the server's logger: level from --log-level, text or
+// JSON lines on stderr.
+func serveLogger(w io.Writer, level, format string) (*logrus.Entry, error) {
+	lvl, err := logrus.ParseLevel(level)
+	if err != nil {
+		return nil, usagef("--log-level: %q is not debug, info, warn or error", level)
+	}
+	l := logrus.New()
+	l.SetOutput(w)
+	l.SetLevel(lvl)
+	switch format {
+	case "text":
+		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	case "json":
+		l.SetFormatter(&logrus.JSONFormatter{})
+	default:
+		return nil, usagef("--log-format: %q is not text or json", format)
+	}
+	return logrus.NewEntry(l), nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
