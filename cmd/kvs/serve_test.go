@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/csv"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -309,4 +310,109 @@ func TestServeConfigFile(t *testing.T) {
 	if !strings.Contains(s.stderr.String(), `"level":"info"`) {
 		t.Errorf("log-format = \"json\" from the file: stderr is not JSON lines:\n%s", s.stderr)
 	}
+}
+
+// TestServeTenThousandConnections holds 10,000 clients open on a kvs serve
+// process (its --max-clients), checks that the ones past the limit get
+// Redis's error and are closed, that the server's memory stays bounded,
+// and that once they leave it serves again with its data intact.
+func TestServeTenThousandConnections(t *testing.T) {
+	const clients = 10000
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < clients+500 {
+		t.Skipf("open-file limit %d is below the %d this test needs", lim.Cur, clients+500)
+	}
+	dir := t.TempDir()
+	s := startServe(t, "--engine", "bitcask", "--dir", dir, "--max-clients", strconv.Itoa(clients), "--log-level", "error")
+	addr := "127.0.0.1:" + s.port
+	first, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstR := bufio.NewReader(first)
+	first.SetDeadline(time.Now().Add(time.Minute))
+	fmt.Fprint(first, "*3\r\n$3\r\nSET\r\n$4\r\nkept\r\n$4\r\nsafe\r\n")
+	if line, err := firstR.ReadString('\n'); err != nil || line != "+OK\r\n" {
+		t.Fatalf("SET: %q, %v", line, err)
+	}
+	conns := []net.Conn{first}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for len(conns) < clients {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("connection %d: %v", len(conns)+1, err)
+		}
+		conns = append(conns, c)
+	}
+	// Every held connection is served: a PING on each, then the replies.
+	for _, c := range conns[1:] {
+		c.SetDeadline(time.Now().Add(time.Minute))
+		if _, err := fmt.Fprint(c, "PING\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 7)
+	for i, c := range conns[1:] {
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "+PONG\r\n" {
+			t.Fatalf("PING on connection %d of %d: %q, %v", i+2, clients, buf, err)
+		}
+	}
+	// Past the limit: Redis's error, then the server closes the connection.
+	for i := 0; i < 20; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		b, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || string(b) != "-ERR max number of clients reached\r\n" {
+			t.Fatalf("connection %d over the limit: read %q, %v; want the max-clients error and EOF", i+1, b, err)
+		}
+	}
+	rss := processRSS(t, s.cmd.Process.Pid)
+	t.Logf("kvs serve holding %d clients: VmRSS %.0f MiB (%.1f KiB per client)", clients, float64(rss)/(1<<20), float64(rss)/clients/1024)
+	if rss > 1<<30 {
+		t.Errorf("kvs serve holding %d idle clients uses %d MiB of memory", clients, rss>>20)
+	}
+	for _, c := range conns[1:] {
+		c.Close()
+	}
+	conns = conns[:1]
+	// The clients left: new ones are served, and the data is there.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := s.cli(t, "GET", "kept")
+		if got == "safe" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET kept after the clients left = %q, want safe", got)
+		}
+		time.Sleep(100 * time.Millisecond) // the server may not have seen every close yet
+	}
+}
+
+// processRSS returns a process's resident memory in bytes (Linux).
+func processRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("VmRSS line %q: %v", line, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmRSS in /proc/%d/status", pid)
+	return 0
 }
