@@ -34,6 +34,12 @@ type Backend interface {
 	// Update applies u to key atomically with respect to every other write
 	// of key, and reports what it saw and did.
 	Update(key []byte, u Update) (UpdateResult, error)
+	// MGet returns the values of keys as of one moment: never half of an
+	// MSet or a multi-key Delete. An absent key's entry is nil; a present
+	// empty value is a non-nil empty slice. When the values found pass
+	// maxBytes in total (maxBytes <= 0: no limit), MGet stops and returns
+	// ErrReplyTooLarge. The slices are the caller's.
+	MGet(keys [][]byte, maxBytes int64) ([][]byte, error)
 	// MSet stores pairs (key, value, key, value, ...) in one atomic batch.
 	MSet(pairs [][]byte) error
 	// Delete removes keys atomically and returns how many of them existed
@@ -41,9 +47,10 @@ type Backend interface {
 	Delete(keys [][]byte) (int, error)
 	// Scan examines up to count keys >= start in key order and returns
 	// those match accepts (match may be nil), plus the key to resume
-	// from, or nil when the key space is exhausted. The slices are the
-	// caller's.
-	Scan(start []byte, count int, match func(key []byte) bool) (keys [][]byte, next []byte, err error)
+	// from, or nil when the key space is exhausted. It stops early, with
+	// a key to resume from, once the keys it returns hold maxBytes or
+	// more (maxBytes <= 0: no limit). The slices are the caller's.
+	Scan(start []byte, count int, maxBytes int64, match func(key []byte) bool) (keys [][]byte, next []byte, err error)
 	// KeyCount returns the number of live keys, exactly (it may scan).
 	KeyCount() (int64, error)
 	// Stats returns the engine's counters and layout.
@@ -119,6 +126,9 @@ var (
 	// ErrTooLarge is returned when an APPEND would make a value longer
 	// than Update.MaxValue.
 	ErrTooLarge = errors.New("ERR string exceeds maximum allowed size")
+	// ErrReplyTooLarge is returned by MGet when the values pass its
+	// maxBytes.
+	ErrReplyTooLarge = errors.New("ERR reply too large")
 )
 
 // Apply computes what u does to a key whose current value is old (existed
@@ -185,10 +195,13 @@ func parseInt64(b []byte) (int64, error) {
 		if c < '0' || c > '9' {
 			return 0, ErrNotInteger
 		}
-		if u > (1<<64-1)/10 {
+		// NB: check u*10+digit <= 1<<63 before computing it: a bound on
+		// u alone lets 20-digit values up to 2^64+3 wrap around.
+		digit := uint64(c - '0')
+		if u > (1<<63-digit)/10 {
 			return 0, ErrNotInteger
 		}
-		u = u*10 + uint64(c-'0')
+		u = u*10 + digit
 	}
 	if neg {
 		if u > 1<<63 {
@@ -212,16 +225,19 @@ const lockStripes = 1024
 // under a striped per-key mutex. Every other write of a key (SET, MSET,
 // DEL) takes the same stripe: otherwise a SET landing between an INCR's
 // read and its write would be lost, overwritten by the INCR's stale
-// result. Reads (GET, MGET, EXISTS, SCAN) take no lock: the engine's reads
-// are safe beside writes and see each write whole. A replicated backend
-// needs no such locks: its leader orders these operations in its log.
+// result. Single-key reads (GET, STRLEN) and SCAN take no lock: the
+// engine's reads are safe beside writes and see each write whole. A
+// multi-key read (MGET, EXISTS) read-locks its keys' stripes (see MGet).
+// A replicated backend needs no such locks: its leader orders these
+// operations in its log, and it serves a multi-key read at one applied
+// index.
 type engineBackend struct {
 	name  string
 	e     kvs.Engine
 	mode  SyncMode
 	wo    kvs.WriteOptions
 	seed  maphash.Seed
-	locks [lockStripes]sync.Mutex
+	locks [lockStripes]sync.RWMutex
 }
 
 // NewEngineBackend returns a Backend over e. name ("bitcask" or "lsm") is
@@ -270,12 +286,7 @@ func (b *engineBackend) Update(key []byte, u Update) (UpdateResult, error) {
 // lockKeys locks the stripes of keys in ascending order (so two multi-key
 // writes cannot deadlock) and returns the unlock function.
 func (b *engineBackend) lockKeys(keys [][]byte, step int) func() {
-	idx := make([]int, 0, len(keys)/step)
-	for i := 0; i < len(keys); i += step {
-		idx = append(idx, b.stripe(keys[i]))
-	}
-	slices.Sort(idx)
-	idx = slices.Compact(idx)
+	idx := b.stripes(keys, step)
 	for _, i := range idx {
 		b.locks[i].Lock()
 	}
@@ -284,6 +295,67 @@ func (b *engineBackend) lockKeys(keys [][]byte, step int) func() {
 			b.locks[i].Unlock()
 		}
 	}
+}
+
+// rlockKeys is lockKeys for readers: it read-locks the stripes of keys in
+// ascending order, so readers share them and exclude only writers.
+func (b *engineBackend) rlockKeys(keys [][]byte) func() {
+	idx := b.stripes(keys, 1)
+	for _, i := range idx {
+		b.locks[i].RLock()
+	}
+	return func() {
+		for _, i := range idx {
+			b.locks[i].RUnlock()
+		}
+	}
+}
+
+// stripes returns the sorted, distinct stripes of keys[0], keys[step], ...
+func (b *engineBackend) stripes(keys [][]byte, step int) []int {
+	idx := make([]int, 0, (len(keys)+step-1)/step)
+	for i := 0; i < len(keys); i += step {
+		idx = append(idx, b.stripe(keys[i]))
+	}
+	slices.Sort(idx)
+	return slices.Compact(idx)
+}
+
+// MGet reads every key under its stripe's read lock, taken in ascending
+// order like MSet's write locks. Every multi-key write (MSet, Delete)
+// holds the write locks of all its keys until the engine has applied it,
+// so no write can be half visible while the read holds them.
+//
+// NB: an engine snapshot (e.NewSnapshot) would also give one consistent
+// view, but it is not cheap for every engine: bitcask's hash keydir copies
+// the whole map per snapshot, O(keys in the store), while the stripes cost
+// O(keys in the command) and only briefly hold up writers of those keys.
+// A single key needs no lock: the engine makes each write atomic.
+func (b *engineBackend) MGet(keys [][]byte, maxBytes int64) ([][]byte, error) {
+	if len(keys) > 1 {
+		unlock := b.rlockKeys(keys)
+		defer unlock()
+	}
+	vals := make([][]byte, len(keys))
+	var total int64
+	for i, k := range keys {
+		v, err := b.e.Get(k)
+		switch {
+		case errors.Is(err, kvs.ErrNotFound):
+			continue
+		case err != nil:
+			return nil, err
+		}
+		if v == nil {
+			v = []byte{}
+		}
+		total += int64(len(v))
+		if maxBytes > 0 && total > maxBytes {
+			return nil, ErrReplyTooLarge
+		}
+		vals[i] = v
+	}
+	return vals, nil
 }
 
 func (b *engineBackend) MSet(pairs [][]byte) error {
@@ -323,22 +395,24 @@ func (b *engineBackend) Delete(keys [][]byte) (int, error) {
 	return n, b.e.Write(&batch, b.wo)
 }
 
-func (b *engineBackend) Scan(start []byte, count int, match func([]byte) bool) ([][]byte, []byte, error) {
+func (b *engineBackend) Scan(start []byte, count int, maxBytes int64, match func([]byte) bool) ([][]byte, []byte, error) {
 	it, err := b.e.NewIter(&kvs.IterOptions{LowerBound: start})
 	if err != nil {
 		return nil, nil, err
 	}
 	var keys [][]byte
 	var next []byte
+	var size int64
 	n := 0
 	for ok := it.First(); ok; ok = it.Next() {
-		if n == count {
+		if n == count || (maxBytes > 0 && size >= maxBytes) {
 			next = slices.Clone(it.Key())
 			break
 		}
 		n++
 		if match == nil || match(it.Key()) {
 			keys = append(keys, slices.Clone(it.Key()))
+			size += int64(len(it.Key()))
 		}
 	}
 	if err := it.Close(); err != nil {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"cmp"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -91,7 +92,7 @@ func (c *conn) lookup(name []byte) *command {
 	return commandTable[string(b)]
 }
 
-// execute parses one framed command with redcon and runs it.
+// execute parses one framed multibulk command with redcon and runs it.
 func (c *conn) execute(raw []byte) {
 	complete, args, _, _, err := redcon.ReadNextCommand(raw, c.args)
 	if err != nil || !complete {
@@ -103,6 +104,29 @@ func (c *conn) execute(raw []byte) {
 		return
 	}
 	c.args = args
+	c.run(args)
+}
+
+// executeInline splits an inline (telnet) command line, which ends with
+// its '\n', and runs it. The arguments are unescaped in place, in the
+// connection's buffer: the line is consumed by this command.
+func (c *conn) executeInline(line []byte) {
+	line = line[:len(line)-1] // the '\n'
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	args, err := splitInline(line, c.args[:0])
+	if err != nil {
+		c.protocolError(err)
+		c.dead = true
+		return
+	}
+	c.args = args
+	c.run(args)
+}
+
+// run runs the command args names.
+func (c *conn) run(args [][]byte) {
 	if len(args) == 0 {
 		return
 	}
@@ -315,18 +339,22 @@ func cmdDel(c *conn, args [][]byte) {
 }
 
 func cmdExists(c *conn, args [][]byte) {
-	n := 0
 	for _, k := range args[1:] {
 		if !c.checkKey(k) {
 			return
 		}
-		_, err := c.s.b.Get(k)
-		switch {
-		case err == nil:
+	}
+	// MGet reads all keys at one moment, so EXISTS a b never counts half
+	// of an MSET or a DEL. A key named twice counts twice, as in Redis.
+	vals, err := c.s.b.MGet(args[1:], 0)
+	if err != nil {
+		c.backendError(err)
+		return
+	}
+	n := 0
+	for _, v := range vals {
+		if v != nil {
 			n++
-		case !errors.Is(err, kvs.ErrNotFound):
-			c.backendError(err)
-			return
 		}
 	}
 	c.writeInt(int64(n))
@@ -339,24 +367,22 @@ func cmdMGet(c *conn, args [][]byte) {
 			return
 		}
 	}
-	// Read everything before replying: an error half-way must be the
-	// whole reply, not an array cut short.
-	vals := make([][]byte, len(keys))
-	found := make([]bool, len(keys))
-	for i, k := range keys {
-		v, err := c.s.b.Get(k)
-		switch {
-		case err == nil:
-			vals[i], found[i] = v, true
-		case !errors.Is(err, kvs.ErrNotFound):
-			c.backendError(err)
-			return
-		}
+	// Read everything before replying, at one moment (never half of an
+	// MSET): an error half-way must be the whole reply, not an array cut
+	// short.
+	vals, err := c.s.b.MGet(keys, c.s.cfg.MaxReplyBytes)
+	switch {
+	case errors.Is(err, ErrReplyTooLarge):
+		c.writeError(fmt.Sprintf("ERR reply too large: the values pass the limit of %d bytes; read fewer keys at once", c.s.cfg.MaxReplyBytes))
+		return
+	case err != nil:
+		c.backendError(err)
+		return
 	}
 	c.writeArray(len(keys))
-	for i := range keys {
-		if found[i] {
-			c.writeBulk(vals[i])
+	for _, v := range vals {
+		if v != nil {
+			c.writeBulk(v)
 		} else {
 			c.writeNull()
 		}
@@ -455,6 +481,7 @@ func cmdScan(c *conn, args [][]byte) {
 		return
 	}
 	count := 10
+	typeMismatch := false
 	var pattern []byte
 	for i := 2; i < len(args); i += 2 {
 		if i+1 >= len(args) {
@@ -476,11 +503,9 @@ func cmdScan(c *conn, args [][]byte) {
 			}
 			count = int(min(n, maxScanCount))
 		case equalFold(args[i], "type"):
-			if !equalFold(args[i+1], "string") {
-				// Every kvs key is a string: another type matches none.
-				pattern = nil
-				count = 0
-			}
+			// Every kvs key is a string: another type matches none,
+			// whatever options come later.
+			typeMismatch = !equalFold(args[i+1], "string")
 		default:
 			c.writeError("ERR syntax error")
 			return
@@ -500,18 +525,21 @@ func cmdScan(c *conn, args [][]byte) {
 	}
 	var keys [][]byte
 	var nextKey []byte
-	if count > 0 {
-		keys, nextKey, err = c.s.b.Scan(start, count, match)
+	if !typeMismatch {
+		keys, nextKey, err = c.s.b.Scan(start, count, c.s.cfg.MaxReplyBytes, match)
 		if err != nil {
 			c.backendError(err)
 			return
 		}
 	}
 	c.writeArray(2)
+	// The call consumed cursor cur: the table retires it first (see
+	// cursorTable.advance), so live cursors track the scans in progress.
 	if nextKey == nil {
+		c.s.cursors.advance(cur, nil)
 		c.writeBulkString("0")
 	} else {
-		c.writeBulkString(strconv.FormatUint(c.s.cursors.put(nextKey), 10))
+		c.writeBulkString(strconv.FormatUint(c.s.cursors.advance(cur, nextKey), 10))
 	}
 	c.writeArray(len(keys))
 	for _, k := range keys {
@@ -553,7 +581,11 @@ func cmdAuth(c *conn, args [][]byte) {
 	if len(args) == 3 {
 		user, pass = args[1], args[2]
 	}
-	if string(user) != "default" || subtle.ConstantTimeCompare(pass, []byte(c.s.cfg.Password)) != 1 {
+	// Compare digests: ConstantTimeCompare returns at once on a length
+	// mismatch, so comparing the passwords themselves would tell their
+	// length.
+	sum := sha256.Sum256(pass)
+	if string(user) != "default" || subtle.ConstantTimeCompare(sum[:], c.s.passDigest[:]) != 1 {
 		c.writeError("WRONGPASS invalid username-password pair or user is disabled.")
 		return
 	}

@@ -42,6 +42,12 @@ const (
 	// DefaultMaxQueryBytes bounds one command's buffered bytes; Config
 	// raises it when MaxValueBytes needs more (see Config.MaxQueryBytes).
 	DefaultMaxQueryBytes = 64 << 20
+	// DefaultWriteTimeout bounds one write of replies when IdleTimeout is
+	// not set (see Config.WriteTimeout).
+	DefaultWriteTimeout = 30 * time.Second
+	// DefaultMaxReplyBytes bounds what one command's reply may hold in
+	// memory (see Config.MaxReplyBytes).
+	DefaultMaxReplyBytes = 256 << 20
 )
 
 // Config configures a Server. The zero value of every field means its
@@ -69,6 +75,17 @@ type Config struct {
 	// value when that is more.
 	MaxQueryBytes int64
 	IdleTimeout   time.Duration // 0: none; idle clients are closed
+	// WriteTimeout bounds each write of replies to a client: a client
+	// that does not read them within it is closed. Default IdleTimeout
+	// when that is set, else DefaultWriteTimeout (30 s). Once shutdown
+	// has begun each write gets at most one second.
+	WriteTimeout time.Duration
+	// MaxReplyBytes bounds the bytes one command's reply holds in memory:
+	// an MGET whose values pass it fails with "ERR reply too large ...",
+	// and a SCAN call stops early (returning a cursor) once its keys
+	// reach it. Default DefaultMaxReplyBytes (256 MiB), or MaxValueBytes
+	// when that is more.
+	MaxReplyBytes int64
 	Logger        *logrus.Entry // default: logrus to stderr at Info
 	HTTPAddr      string        // "" = off; else serves /metrics, /debug/pprof/, / (status page)
 }
@@ -101,6 +118,16 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.MaxQueryBytes == 0 {
 		c.MaxQueryBytes = max(DefaultMaxQueryBytes, c.minQueryBytes())
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+		if c.IdleTimeout > 0 {
+			c.WriteTimeout = c.IdleTimeout
+		}
+	}
+	if c.MaxReplyBytes == 0 {
+		// At least one value: an MGET of one key always works as GET does.
+		c.MaxReplyBytes = max(DefaultMaxReplyBytes, int64(c.MaxValueBytes))
 	}
 	if c.Logger == nil {
 		l := logrus.New()
@@ -151,6 +178,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("server: max query bytes %d is below %d, what a SET of the largest key (%d) and value (%d) needs", d.MaxQueryBytes, d.minQueryBytes(), d.MaxKeyBytes, d.MaxValueBytes)
 	case d.IdleTimeout < 0:
 		return fmt.Errorf("server: idle timeout %v is negative", d.IdleTimeout)
+	case d.WriteTimeout < 0:
+		return fmt.Errorf("server: write timeout %v is negative", d.WriteTimeout)
+	case d.MaxReplyBytes < 0:
+		return fmt.Errorf("server: max reply bytes %d is negative", d.MaxReplyBytes)
 	}
 	return nil
 }

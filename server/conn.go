@@ -28,6 +28,14 @@ const (
 	// maxKeptArgs bounds the argument slice a connection keeps between
 	// commands.
 	maxKeptArgs = 1024
+	// maxUnauthArgs and maxUnauthBulkBytes bound a command of a client
+	// that has not authenticated yet, as Redis does since CVE-2021-32675,
+	// so that it cannot make the server buffer MaxQueryBytes.
+	maxUnauthArgs      = 10
+	maxUnauthBulkBytes = 16 << 10
+	// shutdownWriteTimeout bounds each write once shutdown has begun, so
+	// that a client that does not read cannot hold up the shutdown.
+	shutdownWriteTimeout = time.Second
 )
 
 // protoError is a RESP framing error: it is answered with
@@ -62,6 +70,7 @@ type conn struct {
 	discardLeft int64 // bytes of an oversized bulk still to drop as they arrive
 	oversize    int64 // size of an oversized bulk in this command, 0 if none
 	empty       bool  // the command is "*0" or "*-1"
+	inline      bool  // the command is an inline (telnet) line
 	args        [][]byte
 
 	out      []byte // replies not yet written
@@ -91,7 +100,10 @@ func (c *conn) serve() {
 			if !complete {
 				break
 			}
-			if !c.empty {
+			switch {
+			case c.inline:
+				c.executeInline(c.in[c.r:c.pos])
+			case !c.empty:
 				c.execute(c.in[c.r:c.pos])
 			}
 			c.r = c.pos
@@ -111,7 +123,7 @@ func (c *conn) serve() {
 }
 
 func (c *conn) resetFrame() {
-	c.argsLeft, c.bodyLeft, c.oversize, c.empty = -1, 0, 0, false
+	c.argsLeft, c.bodyLeft, c.oversize, c.empty, c.inline = -1, 0, 0, false, false
 	if cap(c.args) > maxKeptArgs {
 		c.args = nil
 	}
@@ -228,6 +240,9 @@ func (c *conn) frame() (bool, error) {
 			if !ok || n > int64(lim.MaxArgs) {
 				return false, protoError("invalid multibulk length")
 			}
+			if !c.authed && n > maxUnauthArgs {
+				return false, protoError("unauthenticated multibulk length")
+			}
 			if n <= 0 {
 				// Redis ignores "*0" and "*-1"; redcon rejects the latter.
 				c.argsLeft, c.empty = 0, true
@@ -247,6 +262,9 @@ func (c *conn) frame() (bool, error) {
 		n, ok := parseLen(line[1:])
 		if !ok || n < 0 || n > lim.MaxBulkBytes {
 			return false, protoError("invalid bulk length")
+		}
+		if !c.authed && n > maxUnauthBulkBytes {
+			return false, protoError("unauthenticated bulk length")
 		}
 		c.argsLeft--
 		if n > c.s.argLimit() {
@@ -320,7 +338,7 @@ func (c *conn) frameInline() (bool, error) {
 	if c.pos-c.r > maxInlineBytes {
 		return false, protoError("too big inline request")
 	}
-	c.argsLeft = 0
+	c.argsLeft, c.inline = 0, true
 	return true, nil
 }
 
@@ -360,15 +378,31 @@ func (c *conn) flush() {
 		c.out = c.out[:0]
 		return
 	}
-	n, err := c.nc.Write(c.out)
-	c.s.nBytesOut.Add(int64(n))
-	if err != nil {
-		c.dead = true
-	}
+	c.write(c.out)
 	if cap(c.out) > 4*flushBytes {
 		c.out = nil
 	} else {
 		c.out = c.out[:0]
+	}
+}
+
+// write writes p to the client within Config.WriteTimeout, or within
+// shutdownWriteTimeout once shutdown has begun; a write that fails or
+// times out marks the connection dead. Without a deadline a client that
+// never reads would block its goroutine in Write forever, and Shutdown
+// with it.
+func (c *conn) write(p []byte) {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+	// NB: check closing after setting the deadline: shutdown sets closing
+	// and then a short deadline on every connection, so either we see
+	// closing here or shutdown's deadline overwrites ours.
+	if c.s.closing.Load() {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(min(c.s.cfg.WriteTimeout, shutdownWriteTimeout)))
+	}
+	n, err := c.nc.Write(p)
+	c.s.nBytesOut.Add(int64(n))
+	if err != nil {
+		c.dead = true
 	}
 }
 
@@ -400,9 +434,7 @@ func (c *conn) writeBulk(v []byte) {
 	c.out = append(c.out, '\r', '\n')
 	c.flush()
 	if !c.dead {
-		n, err := c.nc.Write(v)
-		c.s.nBytesOut.Add(int64(n))
-		c.dead = err != nil
+		c.write(v)
 	}
 	c.out = append(c.out, '\r', '\n')
 }

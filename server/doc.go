@@ -10,8 +10,11 @@
 // (the framer checks every "*N" and "$N" header first: see Limits), lets
 // github.com/tidwall/redcon split each command into arguments without
 // copying, runs the command and appends the reply with redcon's encoders.
-// Replies of a pipeline are written together once no further complete
-// command is buffered, or earlier when they pass 64 KiB.
+// Inline (telnet) lines are split by the server itself, in place, with
+// Redis's quoting rules ("..." with \xHH escapes, '...'); an unbalanced
+// quote is "-ERR Protocol error: unbalanced quotes in request" and closes
+// the connection. Replies of a pipeline are written together once no
+// further complete command is buffered, or earlier when they pass 64 KiB.
 //
 // Commands reach storage only through the Backend interface. The local
 // backend (NewEngineBackend) wraps a kvs.Engine; a raft-replicated store
@@ -33,6 +36,13 @@
 //     the engine with kvs.Options.DisableGroupCommit.
 //
 // MSET is one kvs.Batch: all of it or none of it, also across a crash.
+//
+// NB: under SyncGroup and SyncAlways a write can become visible to other
+// clients' reads before its fsync completes (the lsm engine publishes a
+// write and then syncs it; the writer's own reply waits for the fsync).
+// So a client may read a value that a crash right then would lose, unlike
+// Redis with appendfsync always, where a write is in the AOF before any
+// client can read it.
 //
 // # Limits and their errors
 //
@@ -56,9 +66,22 @@
 //     one read, so it stays below twice MaxQueryBytes, however long a
 //     pipeline is.
 //   - An inline (telnet) command line over 64 KiB: protocol error, closed.
+//   - Before AUTH (when a password is set), as in Redis since
+//     CVE-2021-32675: more than 10 arguments is "-ERR Protocol error:
+//     unauthenticated multibulk length", a bulk over 16 KiB "-ERR
+//     Protocol error: unauthenticated bulk length", and the connection is
+//     closed; so an unauthenticated client cannot make the server buffer
+//     MaxQueryBytes.
+//   - MaxReplyBytes (256 MiB) bounds what one reply holds in memory: an
+//     MGET whose values pass it fails with "-ERR reply too large ...",
+//     and a SCAN call stops early, returning a cursor, once its keys
+//     reach it.
 //   - MaxClients connected: a new connection gets "-ERR max number of
 //     clients reached" and is closed.
 //   - IdleTimeout: a client silent that long is closed.
+//   - WriteTimeout (IdleTimeout when set, else 30 s): a client that does
+//     not read its replies within it is closed; once shutdown has begun,
+//     within a second.
 //
 // # Compatibility
 //
@@ -76,25 +99,37 @@
 // clients expect, that names a server-side entry holding the next key to
 // visit; "0" starts and ends a scan. A key present for the whole scan is
 // returned exactly once, whatever is written between calls. The server
-// keeps the most recent 4096 cursors (16 MiB of keys at most); an older
-// or unknown cursor gets "ERR invalid cursor". MATCH is Redis's byte-wise
+// keeps at most 4096 cursors (16 MiB of keys) and forgets the least
+// recently used first; a call that resumes a cursor moves it to the front
+// of that line, so about one cursor per scan in progress stays live and
+// one client's long scan does not evict another's. A forgotten or unknown
+// cursor gets "ERR invalid cursor". MATCH is Redis's byte-wise
 // glob (*, ?, [a-z], [^...], \ escapes); COUNT is the number of keys
 // examined per call, as in Redis.
 //
 // # Concurrency
 //
 // Each connection has one goroutine; commands of one connection run in
-// order. Reads (GET, MGET, EXISTS, STRLEN, SCAN) take no lock. Every write
+// order. Single-key reads (GET, STRLEN) and SCAN take no lock; MGET and
+// EXISTS read-lock their keys' stripes (below, in ascending order), so
+// they never see half of an MSET or a multi-key DEL. Every write
 // of a key takes that key's stripe of 1024 mutexes in the engine backend:
 // INCR, APPEND and the conditional SETs read and write under it, and
 // plain SET, MSET and DEL take it too, so that a SET can never fall
 // between an INCR's read and write and be overwritten by a stale result.
 // Multi-key writes lock their stripes in ascending order. A replicated
-// backend needs no stripes: its leader orders all writes in its log.
+// backend needs no stripes: its leader orders all writes in its log, and
+// it serves a multi-key read at one applied index.
+//
+// Accept errors other than a closed listener (EMFILE, ECONNABORTED, ...)
+// are retried after a pause doubling from 5 ms to 1 s, with a warning at
+// most every 10 s; Serve warns at start when MaxClients is above the soft
+// RLIMIT_NOFILE less 128.
 //
 // Shutdown stops accepting, lets each connection finish the commands it
-// has read and write their replies, closes the connections and then the
-// backend (closing, and so syncing, the engine). SHUTDOWN from a client
+// has read and write their replies (each write within a second), closes
+// the connections and then the backend (closing, and so syncing, the
+// engine). SHUTDOWN from a client
 // does the same; Done tells the process.
 //
 // # Observability
@@ -103,7 +138,10 @@
 // connection counts, bytes in and out, and the engine's kvs.Stats as
 // gauges read at scrape time. With Config.HTTPAddr set the server also
 // serves /metrics, /debug/pprof/ and a status page at / showing the
-// engine's levels or segments.
+// engine's levels or segments. It does not serve /debug/pprof/cmdline,
+// which would show the command line and any password on it. AUTH
+// compares SHA-256 digests in constant time, so its timing tells nothing
+// of the password, not even its length.
 //
 // # Example
 //

@@ -22,14 +22,29 @@ func (s *Server) serveHTTP() error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	// NB: no /debug/pprof/cmdline: it would show os.Args, and with them
+	// --requirepass, to anyone who reaches the port. So the handlers are
+	// registered one by one, and pprof.Index only for the index page
+	// itself (it would serve any profile name below it).
+	mux.HandleFunc("/debug/pprof/{$}", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	for _, name := range pprofProfiles {
+		mux.Handle("/debug/pprof/"+name, pprof.Handler(name))
+	}
 	mux.HandleFunc("/{$}", s.statusPage)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Register the HTTP server under s.mu, and only while not closing:
+	// beginShutdown sets closing under s.mu and later shuts down whatever
+	// is registered, so the HTTP server either is shut down with the
+	// server or never starts.
 	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return errClosing
+	}
 	s.httpLn, s.httpSrv = ln, hs
 	s.mu.Unlock()
 	s.log.WithField("addr", ln.Addr().String()).Info("serving HTTP (metrics, pprof, status)")
@@ -40,6 +55,12 @@ func (s *Server) serveHTTP() error {
 	}()
 	return nil
 }
+
+// pprofProfiles are the runtime/pprof profiles served by name.
+var pprofProfiles = []string{"allocs", "block", "goroutine", "heap", "mutex", "threadcreate"}
+
+// errClosing is serveHTTP's error when shutdown began first.
+var errClosing = errors.New("server: shutting down")
 
 // statusData is what the status page shows.
 type statusData struct {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"container/list"
 	"math/rand/v2"
 	"sync"
 )
@@ -14,10 +15,13 @@ import (
 // written between calls; keys added or removed meanwhile may or may not
 // appear, as in Redis. "0" starts a scan and is returned when it ends.
 //
-// The table is bounded (cursorMaxEntries, cursorMaxBytes): the oldest
-// cursors are forgotten first, and a forgotten or unknown cursor gets
-// "ERR invalid cursor". Cursors survive repeated use, so a client may
-// retry a call.
+// The table is bounded (cursorMaxEntries, cursorMaxBytes) and evicts the
+// least recently used cursor first; a forgotten or unknown cursor gets
+// "ERR invalid cursor". A call that resumes cursor X and returns Y moves X
+// to the eviction end rather than deleting it: a client may still retry
+// the call (until X is evicted), but X goes before any live cursor of
+// another scan, so the live cursors are about one per scan in progress
+// and one client's long scan cannot evict another's.
 const (
 	cursorMaxEntries = 4096
 	cursorMaxBytes   = 16 << 20
@@ -25,39 +29,55 @@ const (
 
 type cursorTable struct {
 	mu    sync.Mutex
-	keys  map[uint64][]byte
-	order []uint64 // insertion order, oldest first
+	keys  map[uint64]*list.Element // of *cursorEntry
+	lru   list.List                // front: most recently used
 	bytes int
 }
 
-func (t *cursorTable) init() { t.keys = make(map[uint64][]byte) }
+type cursorEntry struct {
+	id  uint64
+	key []byte
+}
 
-// put stores key under a new cursor number and returns it.
-func (t *cursorTable) put(key []byte) uint64 {
+func (t *cursorTable) init() { t.keys = make(map[uint64]*list.Element) }
+
+// advance records that a call resumed cursor prev (0: a new scan) and
+// returns the cursor for next, the key the following call resumes at; a
+// nil next (the scan ended) stores nothing and returns 0. prev moves to
+// the eviction end.
+func (t *cursorTable) advance(prev uint64, next []byte) uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if el, ok := t.keys[prev]; ok {
+		t.lru.MoveToBack(el)
+	}
+	if next == nil {
+		return 0
+	}
 	var id uint64
 	for id == 0 || t.keys[id] != nil {
 		id = rand.Uint64() >> 1 // keep it positive for clients that parse int64
 	}
-	for len(t.order) > 0 && (len(t.order) >= cursorMaxEntries || t.bytes+len(key) > cursorMaxBytes) {
-		old := t.order[0]
-		t.order = t.order[1:]
-		t.bytes -= len(t.keys[old])
-		delete(t.keys, old)
+	for t.lru.Len() > 0 && (t.lru.Len() >= cursorMaxEntries || t.bytes+len(next) > cursorMaxBytes) {
+		old := t.lru.Remove(t.lru.Back()).(*cursorEntry)
+		t.bytes -= len(old.key)
+		delete(t.keys, old.id)
 	}
-	t.keys[id] = key
-	t.order = append(t.order, id)
-	t.bytes += len(key)
+	t.keys[id] = t.lru.PushFront(&cursorEntry{id: id, key: next})
+	t.bytes += len(next)
 	return id
 }
 
-// get returns the key cursor id resumes at.
+// get returns the key cursor id resumes at, and marks it used.
 func (t *cursorTable) get(id uint64) ([]byte, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	k, ok := t.keys[id]
-	return k, ok
+	el, ok := t.keys[id]
+	if !ok {
+		return nil, false
+	}
+	t.lru.MoveToFront(el)
+	return el.Value.(*cursorEntry).key, true
 }
 
 // globMatch reports whether s matches the Redis glob pattern p, byte by

@@ -153,19 +153,19 @@ func TestScanReturnsEveryKeyOnceInOrder(t *testing.T) {
 func TestCursorTableIsBounded(t *testing.T) {
 	var tab cursorTable
 	tab.init()
-	first := tab.put([]byte("first"))
+	first := tab.advance(0, []byte("first"))
 	for i := range cursorMaxEntries {
-		tab.put([]byte(strconv.Itoa(i)))
+		tab.advance(0, []byte(strconv.Itoa(i)))
 	}
 	if _, ok := tab.get(first); ok {
 		t.Fatal("oldest cursor kept past cursorMaxEntries")
 	}
-	if len(tab.keys) != cursorMaxEntries || len(tab.order) != cursorMaxEntries {
-		t.Fatalf("%d keys, %d in order", len(tab.keys), len(tab.order))
+	if len(tab.keys) != cursorMaxEntries || tab.lru.Len() != cursorMaxEntries {
+		t.Fatalf("%d keys, %d in the lru list", len(tab.keys), tab.lru.Len())
 	}
 	big := make([]byte, cursorMaxBytes/2+1)
-	tab.put(big)
-	id := tab.put(big)
+	tab.advance(0, big)
+	id := tab.advance(0, big)
 	if k, ok := tab.get(id); !ok || len(k) != len(big) || tab.bytes > cursorMaxBytes {
 		t.Fatalf("bytes %d over the bound", tab.bytes)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -26,6 +27,9 @@ type Server struct {
 	m       *metrics
 	started time.Time
 	cursors cursorTable
+	// passDigest is the SHA-256 of Config.Password, which AUTH compares
+	// in constant time.
+	passDigest [sha256.Size]byte
 	serverCounters
 
 	mu       sync.Mutex
@@ -68,6 +72,7 @@ func New(b Backend, c Config) (*Server, error) {
 		finished: make(chan struct{}),
 	}
 	s.cursors.init()
+	s.passDigest = sha256.Sum256([]byte(c.Password))
 	s.m = newMetrics(s)
 	return s, nil
 }
@@ -135,10 +140,17 @@ func (s *Server) Serve(ln net.Listener) error {
 		if err := s.serveHTTP(); err != nil {
 			s.beginShutdown()
 			<-s.finished
+			if errors.Is(err, errClosing) {
+				return s.shutErr
+			}
 			return err
 		}
 	}
 	s.log.WithFields(logrus.Fields{"addr": ln.Addr().String(), "backend": s.b.Name(), "sync": s.b.SyncMode(), "tls": s.tlsConf != nil}).Info("serving RESP")
+	s.checkFileLimit()
+	var backoff time.Duration
+	var lastWarn time.Time
+	failures := 0
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -146,18 +158,59 @@ func (s *Server) Serve(ln net.Listener) error {
 				<-s.finished
 				return s.shutErr
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				s.log.WithError(err).Error("listener closed; shutting down")
+				s.beginShutdown()
+				<-s.finished
+				return fmt.Errorf("server: accept: %w", err)
 			}
-			s.log.WithError(err).Error("accept failed; shutting down")
-			s.beginShutdown()
-			<-s.finished
-			return fmt.Errorf("server: accept: %w", err)
+			// Anything else is taken as temporary: out of file
+			// descriptors (EMFILE, ENFILE), a connection aborted or
+			// reset before it was accepted, a timeout. Back off, as
+			// net/http does, instead of spinning or giving up: the
+			// clients already connected keep being served.
+			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
+			failures++
+			if now := time.Now(); now.Sub(lastWarn) >= acceptWarnEvery {
+				s.log.WithError(err).WithFields(logrus.Fields{"failures": failures, "retry_in": backoff}).Warn("accept failed; retrying")
+				lastWarn, failures = now, 0
+			}
+			select {
+			case <-time.After(backoff):
+			case <-s.done:
+			}
+			continue
 		}
+		backoff = 0
 		s.accept(nc)
 	}
+}
+
+// Accept retries: the delay doubles from acceptBackoffMin up to
+// acceptBackoffMax, and the warning is logged at most every
+// acceptWarnEvery.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+	acceptWarnEvery  = 10 * time.Second
+)
+
+// fileLimitMargin is the number of file descriptors kept for the engine's
+// files, the listeners and the HTTP port when checking MaxClients against
+// RLIMIT_NOFILE.
+const fileLimitMargin = 128
+
+// checkFileLimit warns when MaxClients connections could exhaust the
+// process's file descriptors: then accepts fail with EMFILE (and are
+// retried) before the server turns clients away with "max number of
+// clients reached", and the engine may fail to open files.
+func (s *Server) checkFileLimit() {
+	soft, ok := fileLimit()
+	if !ok || soft <= fileLimitMargin || uint64(s.cfg.MaxClients) <= soft-fileLimitMargin {
+		return
+	}
+	s.log.WithFields(logrus.Fields{"max_clients": s.cfg.MaxClients, "rlimit_nofile": soft}).
+		Warnf("max clients is above the open file limit minus %d; raise the limit (ulimit -n) or lower max clients", fileLimitMargin)
 }
 
 // accept registers a new connection and starts its goroutine, or turns it
@@ -238,15 +291,23 @@ func (s *Server) beginShutdown() {
 		// A past read deadline wakes connections blocked in Read; a
 		// connection running a command finishes it, writes its replies
 		// and then sees closing (see conn.readMore).
+		// A short write deadline stops a connection blocked writing to a
+		// client that does not read (see conn.write).
 		past := time.Unix(1, 0)
+		wdl := time.Now().Add(min(s.cfg.WriteTimeout, shutdownWriteTimeout))
 		for c := range s.conns {
 			_ = c.nc.SetReadDeadline(past)
+			_ = c.nc.SetWriteDeadline(wdl)
 		}
 		s.mu.Unlock()
 		s.log.Info("shutting down")
 		go func() {
 			s.wg.Wait()
 			var errs []error
+			// NB: serveHTTP registers httpSrv under s.mu only while not
+			// closing, and closing was set under s.mu above, so httpSrv
+			// is final here: an HTTP server cannot start after this and
+			// outlive the backend.
 			s.mu.Lock()
 			hs := s.httpSrv
 			s.mu.Unlock()

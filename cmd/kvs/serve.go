@@ -37,6 +37,10 @@ type serveFlags struct {
 	shutdown    time.Duration
 }
 
+// passwordEnv names the environment variable read when --requirepass is
+// not given.
+const passwordEnv = "KVS_REQUIREPASS"
+
 // shutdownGrace bounds how long a graceful shutdown waits for in-flight
 // commands before closing their connections.
 const shutdownGrace = 30 * time.Second
@@ -56,7 +60,9 @@ its reply, concurrent writers share fsyncs), always (one fsync per write,
 none shared) or none (no fsync: a crash may lose the newest writes).
 
 It listens on 127.0.0.1 unless told otherwise, and refuses a non-loopback
---addr without --requirepass or --insecure. --http ADDR adds a side port
+--addr without --requirepass or --insecure. Without --requirepass the
+password is read from the KVS_REQUIREPASS environment variable, which,
+unlike a flag, other users cannot see in the process list. --http ADDR adds a side port
 with Prometheus /metrics, /debug/pprof/ and a status page.
 
 --config FILE reads a TOML file whose keys are these flags' names
@@ -65,7 +71,8 @@ a flag given on the command line wins over the file.
 
 SIGINT or SIGTERM (or the SHUTDOWN command) stops the server gracefully:
 no new connections, in-flight commands finish, the engine is synced and
-closed.`,
+closed. A second SIGINT or SIGTERM during the shutdown kills the process
+at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.config != "" {
@@ -79,7 +86,7 @@ closed.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.config, "config", "", "TOML file with defaults for these flags (keys are flag names; flags win)")
 	fl.StringVar(&f.addr, "addr", "127.0.0.1:6380", "address to listen on for Redis clients")
-	fl.StringVar(&f.password, "requirepass", "", "password clients must AUTH with (needed for a non-loopback --addr)")
+	fl.StringVar(&f.password, "requirepass", "", "password clients must AUTH with (needed for a non-loopback --addr); when empty, $"+passwordEnv+" is used, which other users cannot read in the process list")
 	fl.BoolVar(&f.insecure, "insecure", false, "allow a non-loopback --addr without --requirepass")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve TLS")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
@@ -170,8 +177,12 @@ func runServe(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
+	password := f.password
+	if password == "" {
+		password = os.Getenv(passwordEnv)
+	}
 	cfg := server.Config{
-		Addr: f.addr, Password: f.password, Insecure: f.insecure,
+		Addr: f.addr, Password: password, Insecure: f.insecure,
 		TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey,
 		MaxClients: f.maxClients, IdleTimeout: f.idleTimeout,
 		HTTPAddr: f.http, Logger: logger,
@@ -225,6 +236,9 @@ func runServe(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	case <-ctx.Done():
 		logger.Info("signal received, shutting down")
 	}
+	// Restore the default signal behaviour: a second SIGINT or SIGTERM
+	// during a slow shutdown kills the process at once.
+	stop()
 	sctx, cancel := context.WithTimeout(context.Background(), f.shutdown)
 	defer cancel()
 	err = srv.Shutdown(sctx)
