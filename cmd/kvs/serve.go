@@ -75,12 +75,14 @@ closed. A second SIGINT or SIGTERM during the shutdown kills the process
 at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var fromFile []string
 			if f.config != "" {
-				if err := applyConfigFile(cmd, f.config); err != nil {
+				var err error
+				if fromFile, err = applyConfigFile(cmd, f.config); err != nil {
 					return err
 				}
 			}
-			return runServe(cmd, g, f)
+			return nameConfigKey(runServe(cmd, g, f), f.config, fromFile)
 		},
 	}
 	fl := cmd.Flags()
@@ -114,15 +116,17 @@ func configKeys(cmd *cobra.Command) map[string]*pflag.Flag {
 }
 
 // applyConfigFile sets every flag the TOML file at path names and the
-// command line did not. An unknown key, a table or array, or a value the
-// flag cannot take is an error naming the file and the key.
-func applyConfigFile(cmd *cobra.Command, path string) error {
+// command line did not, and returns their names. An unknown key, a table
+// or array, or a value the flag cannot take is an error naming the file
+// and the key.
+func applyConfigFile(cmd *cobra.Command, path string) ([]string, error) {
 	var raw map[string]any
 	md, err := toml.DecodeFile(path, &raw)
 	if err != nil {
-		return usagef("--config %s: %v", path, err)
+		return nil, usagef("--config %s: %v", path, err)
 	}
 	keys := configKeys(cmd)
+	var set []string
 	names := make([]string, 0, len(raw))
 	for k := range raw {
 		names = append(names, k)
@@ -136,7 +140,7 @@ func applyConfigFile(cmd *cobra.Command, path string) error {
 				known = append(known, n)
 			}
 			sort.Strings(known)
-			return usagef("--config %s: unknown key %q (keys are flag names: %s)", path, k, strings.Join(known, ", "))
+			return nil, usagef("--config %s: unknown key %q (keys are flag names: %s)", path, k, strings.Join(known, ", "))
 		}
 		var val string
 		switch v := raw[k].(type) {
@@ -149,17 +153,33 @@ func applyConfigFile(cmd *cobra.Command, path string) error {
 		case float64:
 			val = strconv.FormatFloat(v, 'f', -1, 64)
 		default:
-			return usagef("--config %s: key %q: a %s is not a flag value (use a string, number or boolean)", path, k, md.Type(k))
+			return nil, usagef("--config %s: key %q: a %s is not a flag value (use a string, number or boolean)", path, k, md.Type(k))
 		}
 		if fl.Changed {
 			continue // the command line wins
 		}
 		if err := fl.Value.Set(val); err != nil {
-			return usagef("--config %s: key %q: %q: %v", path, k, val, err)
+			return nil, usagef("--config %s: key %q: %q: %v", path, k, val, err)
 		}
 		fl.Changed = true
+		set = append(set, k)
 	}
-	return nil
+	return set, nil
+}
+
+// nameConfigKey points an error about a flag ("--sync: ...") at the config
+// file when the flag's value came from there, so the user knows which
+// line to fix.
+func nameConfigKey(err error, path string, fromFile []string) error {
+	if err == nil {
+		return nil
+	}
+	for _, k := range fromFile {
+		if strings.HasPrefix(err.Error(), "--"+k+":") {
+			return usagef("--config %s: key %q: %v", path, k, err)
+		}
+	}
+	return err
 }
 
 func runServe(cmd *cobra.Command, g *globals, f *serveFlags) error {

@@ -279,9 +279,9 @@ func TestServeConfigFile(t *testing.T) {
 		{"bad value", "max-clients = \"many\"\n", nil, `key "max-clients": "many"`},
 		{"table", "[engine]\nname = \"lsm\"\n", nil, `key "engine"`},
 		{"not toml", "addr = \n", nil, "--config"},
-		{"bad sync", "sync = \"sometimes\"\n", nil, "--sync"},
+		{"bad sync", "sync = \"sometimes\"\n", nil, `key "sync": --sync: `},
 		{"non-loopback", "addr = \"0.0.0.0:6380\"\n", nil, "loopback"},
-		{"bad size", "memtable-size = \"lots\"\n", nil, "--memtable-size"},
+		{"bad size", "memtable-size = \"lots\"\n", nil, `key "memtable-size": --memtable-size: `},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := write(strings.ReplaceAll(c.name, " ", "_")+".toml", c.config)
