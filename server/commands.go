@@ -132,7 +132,11 @@ func (c *conn) run(args [][]byte) {
 	}
 	cmd := c.lookup(args[0])
 	if cmd == nil {
+		// Counted as an error reply (INFO total_error_replies), as Redis
+		// does, and in its own metric, since it has no command to
+		// belong to.
 		c.s.m.unknown.Inc()
+		c.s.nErrors.Add(1)
 		c.writeError(unknownCommand(args))
 		return
 	}

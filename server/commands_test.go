@@ -162,6 +162,9 @@ func TestUnknownCommandKeepsConnection(t *testing.T) {
 	if got := c.line(); got != "+PONG" {
 		t.Errorf("after unknown command: %q", got)
 	}
+	if n := ts.nErrors.Load(); n != 1 {
+		t.Errorf("total_error_replies after one unknown command = %d, want 1 (Redis counts them)", n)
+	}
 	// Inline commands work too (telnet, redis-cli's fallback).
 	c.send("PING\r\nECHO \"a b\"\r\n")
 	if got := c.line(); got != "+PONG" {

@@ -82,7 +82,7 @@ var statusTmpl = template.Must(template.New("status").Parse(`<!doctype html>
 <h2>Engine</h2>
 <table>{{range .Fields}}<tr><th>{{.Key}}</th><td>{{.Value}}</td></tr>{{end}}</table>
 {{if .Stats.Levels}}<h2>LSM levels</h2>
-<p>Each level is a sorted run of tables, ten times larger than the one above; a compaction merges a level into the next when its score passes 1.</p>
+<p>L0 holds whole memtable flushes, which may overlap; every deeper level is one sorted run of tables whose target size grows tenfold per level. A compaction merges a level into the next when its score passes 1 (for L0: table count over the trigger; below: bytes over the target).</p>
 <table><tr><th>level</th><th>tables</th><th>bytes</th><th>score</th><th>compactions</th><th>bytes read</th><th>bytes written</th></tr>
 {{range .Stats.Levels}}<tr><td>L{{.Level}}</td><td>{{.Files}}</td><td>{{.Bytes}}</td><td>{{printf "%.2f" .Score}}</td><td>{{.Compactions}}</td><td>{{.BytesRead}}</td><td>{{.BytesWritten}}</td></tr>{{end}}
 </table>{{end}}
