@@ -1,7 +1,7 @@
 # kvs: make run (a quick engine comparison) and make test (the test suite)
 # are the two commands a fresh clone needs. bench/ and docs/ are folders:
 # every target is .PHONY so make never mistakes them for up-to-date files.
-.PHONY: build run test test-fast test-long race bench bench-quick bench-peers bench-server test-peers lint fmt fuzz clean
+.PHONY: build run test test-fast test-long race bench bench-quick bench-peers bench-server test-peers lint fmt fuzz clean proto
 
 GO ?= go
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -81,6 +81,23 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzScanHint$$' -fuzztime $(FUZZTIME) ./bitcask
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./bitcask
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeDone$$' -fuzztime $(FUZZTIME) ./bitcask
+
+# Regenerate raftkv/raftkvpb's Go code from raftkv.proto. Needs protoc:
+# apt-get install protobuf-compiler (the committed code was made with
+# libprotoc 3.21.12). The two plugins are installed at pinned versions into
+# bin/. CI does not run this: the generated code is committed, and
+# raftkvpb's tests check it is current whenever protoc is installed.
+PROTOC_GEN_GO_VERSION = v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION = v1.6.2
+proto:
+	@command -v protoc >/dev/null || (echo "protoc not found: apt-get install protobuf-compiler" && false)
+	GOBIN=$(CURDIR)/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(CURDIR)/bin $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	protoc -I . -I "$$($(GO) list -m -f '{{.Dir}}' go.etcd.io/raft/v3)/raftpb" \
+		--plugin=protoc-gen-go=bin/protoc-gen-go --plugin=protoc-gen-go-grpc=bin/protoc-gen-go-grpc \
+		--go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
+		raftkv/raftkvpb/raftkv.proto
 
 clean:
 	rm -rf bin bench.txt peers.txt peers-report bench-server.csv
