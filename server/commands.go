@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -62,6 +63,7 @@ func init() {
 		{name: "command", arity: -1, run: cmdCommand},
 		{name: "client", arity: -2, run: cmdClient},
 		{name: "select", arity: 2, run: cmdSelect},
+		{name: "config", arity: -2, flags: flagAdmin, run: cmdConfig},
 		{name: "auth", arity: -2, flags: flagNoAuth, run: cmdAuth},
 		{name: "quit", arity: -1, flags: flagNoAuth, run: cmdQuit},
 		{name: "shutdown", arity: -1, flags: flagAdmin, run: cmdShutdown},
@@ -569,6 +571,51 @@ func cmdSelect(c *conn, args [][]byte) {
 		c.writeError("ERR DB index is out of range")
 	default:
 		c.writeOK()
+	}
+}
+
+// cmdConfig answers CONFIG GET with the few Redis parameters that have a
+// kvs meaning, read-only, so that tools which ask (redis-benchmark asks
+// for "save" and "appendonly" before it starts) get an answer. kvs is
+// configured by flags and --config at start; CONFIG SET and the rest are
+// refused.
+func cmdConfig(c *conn, args [][]byte) {
+	sub := strings.ToLower(string(args[1]))
+	if sub != "get" {
+		c.writeError("ERR CONFIG " + strings.ToUpper(sub) + " is not supported by kvs: set options with kvs serve's flags or --config file and restart")
+		return
+	}
+	if len(args) < 3 {
+		c.writeError("ERR wrong number of arguments for 'config|get' command")
+		return
+	}
+	mode := c.s.b.SyncMode()
+	appendonly, appendfsync := "yes", "always"
+	if mode == SyncNone {
+		appendonly, appendfsync = "no", "no"
+	}
+	params := [][2]string{
+		{"appendonly", appendonly},
+		{"appendfsync", appendfsync},
+		{"databases", "1"},
+		{"maxclients", strconv.Itoa(c.s.cfg.MaxClients)},
+		{"proto-max-bulk-len", strconv.FormatInt(c.s.cfg.MaxBulkBytes, 10)},
+		{"save", ""},
+		{"timeout", strconv.Itoa(int(c.s.cfg.IdleTimeout.Seconds()))},
+	}
+	var out [][2]string
+	for _, p := range params {
+		for _, pat := range args[2:] {
+			if globMatch(bytes.ToLower(pat), []byte(p[0])) {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	c.writeArray(2 * len(out))
+	for _, p := range out {
+		c.writeBulkString(p[0])
+		c.writeBulkString(p[1])
 	}
 }
 

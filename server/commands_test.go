@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -196,5 +197,34 @@ func TestGoRedisTypedAPI(t *testing.T) {
 	}
 	if err := rdb.Set(ctx, "t", "v", 5e9).Err(); err == nil || !strings.Contains(err.Error(), "TTL options are not supported") {
 		t.Fatalf("Set with TTL: %v", err)
+	}
+}
+
+// TestConfigGetAnswersWhatRedisBenchmarkAsks checks CONFIG GET's few
+// read-only parameters (redis-benchmark asks for save and appendonly
+// before it starts) and that CONFIG SET is refused with a clear error.
+func TestConfigGetAnswersWhatRedisBenchmarkAsks(t *testing.T) {
+	for _, c := range []struct {
+		mode       SyncMode
+		appendonly string
+	}{{SyncNone, "no"}, {SyncGroup, "yes"}} {
+		ts := startServer(t, "bitcask", t.TempDir(), c.mode, nil)
+		rc := dialRaw(t, ts.addr)
+		rc.send("*4\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$4\r\nsave\r\n$10\r\nAPPENDONLY\r\n")
+		got := make([]string, 9)
+		for i := range got {
+			got[i] = rc.line()
+		}
+		want := []string{"*4", "$10", "appendonly", "$" + strconv.Itoa(len(c.appendonly)), c.appendonly, "$4", "save", "$0", ""}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("sync %s: CONFIG GET save APPENDONLY = %q, want %q", c.mode, got, want)
+		}
+		rc.send("*4\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n$4\r\nsave\r\n$0\r\n\r\n*2\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n")
+		if got := rc.line(); !strings.HasPrefix(got, "-ERR CONFIG SET is not supported by kvs") {
+			t.Errorf("CONFIG SET: %q", got)
+		}
+		if got := rc.line(); got != "-ERR wrong number of arguments for 'config|get' command" {
+			t.Errorf("CONFIG GET without a parameter: %q", got)
+		}
 	}
 }

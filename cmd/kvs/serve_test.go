@@ -181,6 +181,9 @@ func TestServeAnswersRedisCLI(t *testing.T) {
 			if err != nil {
 				t.Fatalf("redis-benchmark: %v\n%s", err, out)
 			}
+			if strings.Contains(string(out), "WARNING") {
+				t.Errorf("redis-benchmark warned (it asks CONFIG GET save and appendonly first):\n%s", out)
+			}
 			rps := parseBenchmarkCSV(t, string(out))
 			for _, test := range []string{"SET", "GET"} {
 				if rps[test] <= 0 {
