@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/kvs-lab/kvs"
+	"github.com/kvs-lab/kvs/internal/vfs"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -437,4 +438,79 @@ func httpGet(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %d, %v", url, resp.StatusCode, err)
 	}
 	return string(b)
+}
+
+// TestGroupCommitSharesFsyncsAcrossClients runs 32 clients writing their
+// own keys under each sync mode, on engines whose fsyncs take a
+// millisecond (so that writers queue behind one). Under group, clients'
+// writes share fsyncs: far fewer fsyncs than writes. Under always (the
+// engine opened with DisableGroupCommit, as kvs serve does), every write
+// pays its own.
+func TestGroupCommitSharesFsyncsAcrossClients(t *testing.T) {
+	const clients, perClient = 32, 10
+	const writes = clients * perClient
+	for _, eng := range engines {
+		for _, mode := range []SyncMode{SyncGroup, SyncAlways} {
+			t.Run("engine="+eng+"/sync="+string(mode), func(t *testing.T) {
+				slow := vfs.Inject(vfs.Default, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+					if op == vfs.OpSync {
+						time.Sleep(time.Millisecond)
+					}
+					return nil
+				}))
+				e, err := kvs.Open(eng, t.TempDir(), &kvs.Options{FS: slow, Logger: kvs.DiscardLogger(), DisableGroupCommit: mode == SyncAlways})
+				if err != nil {
+					t.Fatal(err)
+				}
+				b := NewEngineBackend(eng, e, mode)
+				s, err := New(b, Config{Addr: "127.0.0.1:0", Logger: kvs.DiscardLogger()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				ts := &testServer{Server: s, addr: ln.Addr().String(), served: make(chan error, 1)}
+				go func() { ts.served <- s.Serve(ln) }()
+				t.Cleanup(func() { ts.stop(t) })
+
+				rdb := newClient(t, ts.addr, func(o *redis.Options) { o.PoolSize = clients })
+				ctx := context.Background()
+				if err := rdb.Ping(ctx).Err(); err != nil {
+					t.Fatal(err)
+				}
+				before := b.Stats().Syncs
+				var wg sync.WaitGroup
+				errs := make(chan error, clients)
+				for c := range clients {
+					wg.Go(func() {
+						for i := range perClient {
+							if err := rdb.Set(ctx, fmt.Sprintf("c%d-%d", c, i), "v", 0).Err(); err != nil {
+								errs <- err
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					t.Fatal(err)
+				}
+				syncs := b.Stats().Syncs - before
+				t.Logf("%d acknowledged synced writes from %d clients: %d fsyncs", writes, clients, syncs)
+				switch mode {
+				case SyncGroup:
+					if syncs > writes/2 {
+						t.Errorf("group commit: %d fsyncs for %d writes from %d clients; want them shared (at most %d)", syncs, writes, clients, writes/2)
+					}
+				case SyncAlways:
+					if syncs < writes {
+						t.Errorf("sync always: %d fsyncs for %d writes; want one per write", syncs, writes)
+					}
+				}
+			})
+		}
+	}
 }
