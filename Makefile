@@ -81,6 +81,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzScanHint$$' -fuzztime $(FUZZTIME) ./bitcask
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./bitcask
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeDone$$' -fuzztime $(FUZZTIME) ./bitcask
+	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./wal
+	$(GO) test -run '^$$' -fuzz '^FuzzBlock$$' -fuzztime $(FUZZTIME) ./sstable
+	$(GO) test -run '^$$' -fuzz '^FuzzOpenAndIterate$$' -fuzztime $(FUZZTIME) ./sstable
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeVersionEdit$$' -fuzztime $(FUZZTIME) ./lsm
+	$(GO) test -run '^$$' -fuzz '^FuzzReadManifest$$' -fuzztime $(FUZZTIME) ./lsm
+	$(GO) test -run '^$$' -fuzz '^FuzzCommands$$' -fuzztime $(FUZZTIME) ./server
 
 # Regenerate raftkv/raftkvpb's Go code from raftkv.proto. Needs protoc:
 # apt-get install protobuf-compiler (the committed code was made with
