@@ -43,7 +43,7 @@ bench:
 
 # kvs bitcask, bitcask/btree and lsm against pebble, goleveldb, badger, bbolt
 # and rosedb (the separate bench/peers module) on fillrandom, readrandom,
-# scan and YCSB-A: a million keys of 16 B, values of 100 B. About 40 minutes
+# scan and YCSB-A: a million keys of 16 B, values of 100 B. About 20 minutes
 # on a 2-core machine. Prints kvs bench's table of the run, writes its
 # report (JSON, CSV, charts, report.md) into peers-report/, keeps the raw
 # benchmark lines in peers.txt, then benchstat's table per workload.
