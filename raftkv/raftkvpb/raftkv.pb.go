@@ -85,6 +85,54 @@ func (PeerState) EnumDescriptor() ([]byte, []int) {
 	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{0}
 }
 
+type Op_Type int32
+
+const (
+	// Put stores value under key.
+	Op_Put Op_Type = 0
+	// Delete removes key; deleting an absent key is not an error.
+	Op_Delete Op_Type = 1
+)
+
+// Enum value maps for Op_Type.
+var (
+	Op_Type_name = map[int32]string{
+		0: "Put",
+		1: "Delete",
+	}
+	Op_Type_value = map[string]int32{
+		"Put":    0,
+		"Delete": 1,
+	}
+)
+
+func (x Op_Type) Enum() *Op_Type {
+	p := new(Op_Type)
+	*p = x
+	return p
+}
+
+func (x Op_Type) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Op_Type) Descriptor() protoreflect.EnumDescriptor {
+	return file_raftkv_raftkvpb_raftkv_proto_enumTypes[1].Descriptor()
+}
+
+func (Op_Type) Type() protoreflect.EnumType {
+	return &file_raftkv_raftkvpb_raftkv_proto_enumTypes[1]
+}
+
+func (x Op_Type) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Op_Type.Descriptor instead.
+func (Op_Type) EnumDescriptor() ([]byte, []int) {
+	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{14, 0}
+}
+
 // Peer is one replica of a region: raft node id `id` living on store
 // `store_id`. Peer ids are never reused, also after the peer is removed.
 type Peer struct {
@@ -952,6 +1000,151 @@ func (*Done) Descriptor() ([]byte, []int) {
 	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{13}
 }
 
+// Op is one write of a client Request.
+type Op struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          Op_Type                `protobuf:"varint,1,opt,name=type,proto3,enum=raftkvpb.Op_Type" json:"type,omitempty"`
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Op) Reset() {
+	*x = Op{}
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Op) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Op) ProtoMessage() {}
+
+func (x *Op) ProtoReflect() protoreflect.Message {
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Op.ProtoReflect.Descriptor instead.
+func (*Op) Descriptor() ([]byte, []int) {
+	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Op) GetType() Op_Type {
+	if x != nil {
+		return x.Type
+	}
+	return Op_Put
+}
+
+func (x *Op) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *Op) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+// Request is a client write as it travels through the raft log: the data
+// of one normal entry. client_id and seq make it idempotent: the state
+// machine remembers, per client, the last seq it applied (in the same
+// batch as the applied index) and skips a request whose seq is not above
+// it, so a write retried after a timeout applies once. A client sends one
+// write at a time with increasing seq. proposal_id and store_id are the
+// proposing store's tag; they let that store match the applied entry to
+// the caller waiting for it, and mean nothing elsewhere.
+type Request struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClientId      uint64                 `protobuf:"varint,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Ops           []*Op                  `protobuf:"bytes,3,rep,name=ops,proto3" json:"ops,omitempty"`
+	StoreId       uint64                 `protobuf:"varint,4,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	ProposalId    uint64                 `protobuf:"varint,5,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Request) Reset() {
+	*x = Request{}
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Request) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Request) ProtoMessage() {}
+
+func (x *Request) ProtoReflect() protoreflect.Message {
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Request.ProtoReflect.Descriptor instead.
+func (*Request) Descriptor() ([]byte, []int) {
+	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Request) GetClientId() uint64 {
+	if x != nil {
+		return x.ClientId
+	}
+	return 0
+}
+
+func (x *Request) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Request) GetOps() []*Op {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+func (x *Request) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
+func (x *Request) GetProposalId() uint64 {
+	if x != nil {
+		return x.ProposalId
+	}
+	return 0
+}
+
 var File_raftkv_raftkvpb_raftkv_proto protoreflect.FileDescriptor
 
 const file_raftkv_raftkvpb_raftkv_proto_rawDesc = "" +
@@ -1013,7 +1206,22 @@ const file_raftkv_raftkvpb_raftkv_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x01(\v2\x16.raftkvpb.SnapshotDataH\x00R\x04data\x122\n" +
 	"\x06footer\x18\x03 \x01(\v2\x18.raftkvpb.SnapshotFooterH\x00R\x06footerB\a\n" +
 	"\x05chunk\"\x06\n" +
-	"\x04Done*&\n" +
+	"\x04Done\"p\n" +
+	"\x02Op\x12%\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x11.raftkvpb.Op.TypeR\x04type\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\"\x1b\n" +
+	"\x04Type\x12\a\n" +
+	"\x03Put\x10\x00\x12\n" +
+	"\n" +
+	"\x06Delete\x10\x01\"\x94\x01\n" +
+	"\aRequest\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\x04R\bclientId\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x1e\n" +
+	"\x03ops\x18\x03 \x03(\v2\f.raftkvpb.OpR\x03ops\x12\x19\n" +
+	"\bstore_id\x18\x04 \x01(\x04R\astoreId\x12\x1f\n" +
+	"\vproposal_id\x18\x05 \x01(\x04R\n" +
+	"proposalId*&\n" +
 	"\tPeerState\x12\n" +
 	"\n" +
 	"\x06Normal\x10\x00\x12\r\n" +
@@ -1034,56 +1242,61 @@ func file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP() []byte {
 	return file_raftkv_raftkvpb_raftkv_proto_rawDescData
 }
 
-var file_raftkv_raftkvpb_raftkv_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_raftkv_raftkvpb_raftkv_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_raftkv_raftkvpb_raftkv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_raftkv_raftkvpb_raftkv_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_raftkv_raftkvpb_raftkv_proto_goTypes = []any{
 	(PeerState)(0),           // 0: raftkvpb.PeerState
-	(*Peer)(nil),             // 1: raftkvpb.Peer
-	(*RegionEpoch)(nil),      // 2: raftkvpb.RegionEpoch
-	(*Region)(nil),           // 3: raftkvpb.Region
-	(*RaftLocalState)(nil),   // 4: raftkvpb.RaftLocalState
-	(*RaftApplyState)(nil),   // 5: raftkvpb.RaftApplyState
-	(*RegionLocalState)(nil), // 6: raftkvpb.RegionLocalState
-	(*RaftMessage)(nil),      // 7: raftkvpb.RaftMessage
-	(*RaftMessageBatch)(nil), // 8: raftkvpb.RaftMessageBatch
-	(*SnapshotHeader)(nil),   // 9: raftkvpb.SnapshotHeader
-	(*KeyValue)(nil),         // 10: raftkvpb.KeyValue
-	(*SnapshotData)(nil),     // 11: raftkvpb.SnapshotData
-	(*SnapshotFooter)(nil),   // 12: raftkvpb.SnapshotFooter
-	(*SnapshotChunk)(nil),    // 13: raftkvpb.SnapshotChunk
-	(*Done)(nil),             // 14: raftkvpb.Done
-	(*raftpb.HardState)(nil), // 15: raftpb.HardState
-	(*raftpb.ConfState)(nil), // 16: raftpb.ConfState
-	(*raftpb.Message)(nil),   // 17: raftpb.Message
+	(Op_Type)(0),             // 1: raftkvpb.Op.Type
+	(*Peer)(nil),             // 2: raftkvpb.Peer
+	(*RegionEpoch)(nil),      // 3: raftkvpb.RegionEpoch
+	(*Region)(nil),           // 4: raftkvpb.Region
+	(*RaftLocalState)(nil),   // 5: raftkvpb.RaftLocalState
+	(*RaftApplyState)(nil),   // 6: raftkvpb.RaftApplyState
+	(*RegionLocalState)(nil), // 7: raftkvpb.RegionLocalState
+	(*RaftMessage)(nil),      // 8: raftkvpb.RaftMessage
+	(*RaftMessageBatch)(nil), // 9: raftkvpb.RaftMessageBatch
+	(*SnapshotHeader)(nil),   // 10: raftkvpb.SnapshotHeader
+	(*KeyValue)(nil),         // 11: raftkvpb.KeyValue
+	(*SnapshotData)(nil),     // 12: raftkvpb.SnapshotData
+	(*SnapshotFooter)(nil),   // 13: raftkvpb.SnapshotFooter
+	(*SnapshotChunk)(nil),    // 14: raftkvpb.SnapshotChunk
+	(*Done)(nil),             // 15: raftkvpb.Done
+	(*Op)(nil),               // 16: raftkvpb.Op
+	(*Request)(nil),          // 17: raftkvpb.Request
+	(*raftpb.HardState)(nil), // 18: raftpb.HardState
+	(*raftpb.ConfState)(nil), // 19: raftpb.ConfState
+	(*raftpb.Message)(nil),   // 20: raftpb.Message
 }
 var file_raftkv_raftkvpb_raftkv_proto_depIdxs = []int32{
-	2,  // 0: raftkvpb.Region.epoch:type_name -> raftkvpb.RegionEpoch
-	1,  // 1: raftkvpb.Region.peers:type_name -> raftkvpb.Peer
-	15, // 2: raftkvpb.RaftLocalState.hard_state:type_name -> raftpb.HardState
-	16, // 3: raftkvpb.RaftApplyState.conf_state:type_name -> raftpb.ConfState
-	3,  // 4: raftkvpb.RegionLocalState.region:type_name -> raftkvpb.Region
+	3,  // 0: raftkvpb.Region.epoch:type_name -> raftkvpb.RegionEpoch
+	2,  // 1: raftkvpb.Region.peers:type_name -> raftkvpb.Peer
+	18, // 2: raftkvpb.RaftLocalState.hard_state:type_name -> raftpb.HardState
+	19, // 3: raftkvpb.RaftApplyState.conf_state:type_name -> raftpb.ConfState
+	4,  // 4: raftkvpb.RegionLocalState.region:type_name -> raftkvpb.Region
 	0,  // 5: raftkvpb.RegionLocalState.state:type_name -> raftkvpb.PeerState
-	1,  // 6: raftkvpb.RaftMessage.from_peer:type_name -> raftkvpb.Peer
-	1,  // 7: raftkvpb.RaftMessage.to_peer:type_name -> raftkvpb.Peer
-	2,  // 8: raftkvpb.RaftMessage.region_epoch:type_name -> raftkvpb.RegionEpoch
-	17, // 9: raftkvpb.RaftMessage.message:type_name -> raftpb.Message
-	7,  // 10: raftkvpb.RaftMessageBatch.msgs:type_name -> raftkvpb.RaftMessage
-	7,  // 11: raftkvpb.SnapshotHeader.message:type_name -> raftkvpb.RaftMessage
-	3,  // 12: raftkvpb.SnapshotHeader.region:type_name -> raftkvpb.Region
-	5,  // 13: raftkvpb.SnapshotHeader.apply_state:type_name -> raftkvpb.RaftApplyState
-	10, // 14: raftkvpb.SnapshotData.pairs:type_name -> raftkvpb.KeyValue
-	9,  // 15: raftkvpb.SnapshotChunk.header:type_name -> raftkvpb.SnapshotHeader
-	11, // 16: raftkvpb.SnapshotChunk.data:type_name -> raftkvpb.SnapshotData
-	12, // 17: raftkvpb.SnapshotChunk.footer:type_name -> raftkvpb.SnapshotFooter
-	8,  // 18: raftkvpb.Raft.Send:input_type -> raftkvpb.RaftMessageBatch
-	13, // 19: raftkvpb.Raft.Snapshot:input_type -> raftkvpb.SnapshotChunk
-	14, // 20: raftkvpb.Raft.Send:output_type -> raftkvpb.Done
-	14, // 21: raftkvpb.Raft.Snapshot:output_type -> raftkvpb.Done
-	20, // [20:22] is the sub-list for method output_type
-	18, // [18:20] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	2,  // 6: raftkvpb.RaftMessage.from_peer:type_name -> raftkvpb.Peer
+	2,  // 7: raftkvpb.RaftMessage.to_peer:type_name -> raftkvpb.Peer
+	3,  // 8: raftkvpb.RaftMessage.region_epoch:type_name -> raftkvpb.RegionEpoch
+	20, // 9: raftkvpb.RaftMessage.message:type_name -> raftpb.Message
+	8,  // 10: raftkvpb.RaftMessageBatch.msgs:type_name -> raftkvpb.RaftMessage
+	8,  // 11: raftkvpb.SnapshotHeader.message:type_name -> raftkvpb.RaftMessage
+	4,  // 12: raftkvpb.SnapshotHeader.region:type_name -> raftkvpb.Region
+	6,  // 13: raftkvpb.SnapshotHeader.apply_state:type_name -> raftkvpb.RaftApplyState
+	11, // 14: raftkvpb.SnapshotData.pairs:type_name -> raftkvpb.KeyValue
+	10, // 15: raftkvpb.SnapshotChunk.header:type_name -> raftkvpb.SnapshotHeader
+	12, // 16: raftkvpb.SnapshotChunk.data:type_name -> raftkvpb.SnapshotData
+	13, // 17: raftkvpb.SnapshotChunk.footer:type_name -> raftkvpb.SnapshotFooter
+	1,  // 18: raftkvpb.Op.type:type_name -> raftkvpb.Op.Type
+	16, // 19: raftkvpb.Request.ops:type_name -> raftkvpb.Op
+	9,  // 20: raftkvpb.Raft.Send:input_type -> raftkvpb.RaftMessageBatch
+	14, // 21: raftkvpb.Raft.Snapshot:input_type -> raftkvpb.SnapshotChunk
+	15, // 22: raftkvpb.Raft.Send:output_type -> raftkvpb.Done
+	15, // 23: raftkvpb.Raft.Snapshot:output_type -> raftkvpb.Done
+	22, // [22:24] is the sub-list for method output_type
+	20, // [20:22] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_raftkv_raftkvpb_raftkv_proto_init() }
@@ -1101,8 +1314,8 @@ func file_raftkv_raftkvpb_raftkv_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftkv_raftkvpb_raftkv_proto_rawDesc), len(file_raftkv_raftkvpb_raftkv_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   14,
+			NumEnums:      2,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,221 @@
+// Package client is the Go client of a raftkv cluster. It sends Put,
+// Delete, Get and Scan to the region's leader over a small Cluster
+// interface (the in-process test cluster implements it now, a network
+// client later), and hides leader changes, lost messages and dropped
+// proposals behind retries.
+//
+// # Retries and idempotency
+//
+// A Client has a random 64-bit id and numbers its writes 1, 2, 3...; a
+// write keeps its (id, seq) across every retry, and the store's state
+// machine applies a given (id, seq) at most once (it remembers the last
+// seq applied per client, atomically with the data). So the client may
+// retry a write whose outcome it does not know, after a timeout or a lost
+// reply, without applying it twice. For that to hold a Client sends one
+// write at a time: writes are serialised by a mutex (reads are not). Use
+// one Client per goroutine for parallel writes.
+//
+// The client first tries the store it last saw leading; a NotLeader
+// answer names the leader's store, which it tries next; otherwise it goes
+// round the stores, with a short backoff after each miss, until ctx ends.
+//
+// # Errors
+//
+// Writes return nil once applied. When ctx ends first, the error wraps
+// api.ErrTimeout if some attempt may have applied, or the last "not
+// executed" error (api.NotExecuted reports true) if none did. Get returns
+// kvs.ErrNotFound for an absent key.
+//
+// # Example
+//
+//	c := client.New(cluster, nil)
+//	if err := c.Put(ctx, []byte("k"), []byte("v")); err != nil { ... }
+//	v, err := c.Get(ctx, []byte("k"))
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kvs-lab/kvs"
+	"github.com/kvs-lab/kvs/raftkv/api"
+	"github.com/kvs-lab/kvs/raftkv/raftkvpb"
+)
+
+// Cluster is how a Client reaches the stores.
+type Cluster interface {
+	// Stores returns the ids of the stores a client may try.
+	Stores() []uint64
+	// Store returns store id's Service, or an error wrapping
+	// api.ErrUnreachable if it cannot be reached now.
+	Store(id uint64) (api.Service, error)
+}
+
+// Config tunes a Client. The zero value (or nil) takes the defaults.
+type Config struct {
+	// ClientID identifies the client's writes; 0 picks a random one. Two
+	// clients must never share an id.
+	ClientID uint64
+	// AttemptTimeout bounds one try at one store (default 1 s).
+	AttemptTimeout time.Duration
+	// Backoff is the pause after a try that found no leader (default 5 ms).
+	Backoff time.Duration
+}
+
+// Client sends requests to a raftkv cluster. Its methods are safe for
+// concurrent use; writes go one at a time (see the package comment).
+type Client struct {
+	cluster Cluster
+	cfg     Config
+
+	writeMu sync.Mutex
+	seq     uint64 // guarded by writeMu
+
+	leader atomic.Uint64 // store id of the last known leader, 0 if none
+	next   atomic.Uint64 // round-robin position
+}
+
+// New returns a Client of cluster.
+func New(cluster Cluster, cfg *Config) *Client {
+	c := &Client{cluster: cluster}
+	if cfg != nil {
+		c.cfg = *cfg
+	}
+	if c.cfg.ClientID == 0 {
+		var b [8]byte
+		for c.cfg.ClientID == 0 {
+			_, _ = rand.Read(b[:])
+			c.cfg.ClientID = binary.LittleEndian.Uint64(b[:])
+		}
+	}
+	if c.cfg.AttemptTimeout == 0 {
+		c.cfg.AttemptTimeout = time.Second
+	}
+	if c.cfg.Backoff == 0 {
+		c.cfg.Backoff = 5 * time.Millisecond
+	}
+	return c
+}
+
+// ID returns the client id its writes carry.
+func (c *Client) ID() uint64 { return c.cfg.ClientID }
+
+// Put stores value under key.
+func (c *Client) Put(ctx context.Context, key, value []byte) error {
+	return c.Write(ctx, &raftkvpb.Op{Type: raftkvpb.Op_Put, Key: key, Value: value})
+}
+
+// Delete removes key.
+func (c *Client) Delete(ctx context.Context, key []byte) error {
+	return c.Write(ctx, &raftkvpb.Op{Type: raftkvpb.Op_Delete, Key: key})
+}
+
+// Write applies ops atomically (all keys must be in one region). It waits
+// for the previous write of this Client to finish.
+func (c *Client) Write(ctx context.Context, ops ...*raftkvpb.Op) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.seq++
+	req := &raftkvpb.Request{ClientId: c.cfg.ClientID, Seq: c.seq, Ops: ops}
+	return c.do(ctx, func(ctx context.Context, s api.Service) error { return s.Write(ctx, req) })
+}
+
+// Get returns the value of key, or kvs.ErrNotFound.
+func (c *Client) Get(ctx context.Context, key []byte) ([]byte, error) {
+	var v []byte
+	found := true
+	err := c.do(ctx, func(ctx context.Context, s api.Service) error {
+		var err error
+		v, err = s.Get(ctx, key)
+		if errors.Is(err, kvs.ErrNotFound) {
+			found = false
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, kvs.ErrNotFound
+	}
+	return v, nil
+}
+
+// Scan returns up to limit pairs (all if limit <= 0) with keys in [start,
+// end) in key order; an empty end means no upper bound.
+func (c *Client) Scan(ctx context.Context, start, end []byte, limit int) ([]*raftkvpb.KeyValue, error) {
+	var pairs []*raftkvpb.KeyValue
+	err := c.do(ctx, func(ctx context.Context, s api.Service) error {
+		var err error
+		pairs, err = s.Scan(ctx, start, end, limit)
+		return err
+	})
+	return pairs, err
+}
+
+// do runs fn against stores until it succeeds, fails for good, or ctx
+// ends.
+func (c *Client) do(ctx context.Context, fn func(context.Context, api.Service) error) error {
+	var (
+		last      error
+		uncertain bool // some attempt may have had an effect
+		hints     int  // leader hints followed in a row
+	)
+	for {
+		if err := ctx.Err(); err != nil {
+			if last == nil {
+				last = err
+			}
+			if uncertain {
+				return fmt.Errorf("client: %w: gave up (%w), last error: %v", api.ErrTimeout, err, last)
+			}
+			return fmt.Errorf("client: gave up (%v): %w", err, last)
+		}
+		id := c.leader.Load()
+		if id == 0 {
+			ids := c.cluster.Stores()
+			if len(ids) == 0 {
+				return fmt.Errorf("client: %w: no stores", api.ErrUnreachable)
+			}
+			id = ids[c.next.Add(1)%uint64(len(ids))]
+		}
+		svc, err := c.cluster.Store(id)
+		if err == nil {
+			actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+			err = fn(actx, svc)
+			cancel()
+			if err == nil {
+				c.leader.Store(id)
+				return nil
+			}
+		}
+		last = err
+		if errors.Is(err, api.ErrInvalid) {
+			return err
+		}
+		if !api.NotExecuted(err) {
+			uncertain = true
+		}
+		var nl *api.NotLeaderError
+		if errors.As(err, &nl) && nl.Leader != 0 && nl.Leader != id && hints < 3 {
+			// Follow the hint at once; a few in a row at most, as stale
+			// hints can point in a circle during an election.
+			hints++
+			c.leader.Store(nl.Leader)
+			continue
+		}
+		hints = 0
+		c.leader.Store(0)
+		select {
+		case <-time.After(c.cfg.Backoff):
+		case <-ctx.Done():
+		}
+	}
+}

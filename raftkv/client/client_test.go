@@ -1,0 +1,152 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kvs-lab/kvs"
+	"github.com/kvs-lab/kvs/raftkv/api"
+	"github.com/kvs-lab/kvs/raftkv/client"
+	"github.com/kvs-lab/kvs/raftkv/raftkvpb"
+)
+
+// fakeStore answers according to its role: the leader applies writes
+// once per (client, seq) and may lose its first reply; a follower
+// answers NotLeader with a hint.
+type fakeStore struct {
+	c  *fakeCluster
+	id uint64
+}
+
+type fakeCluster struct {
+	mu       sync.Mutex
+	leader   uint64
+	hint     uint64 // what followers say
+	data     map[string]string
+	applied  map[uint64]uint64 // client -> last seq
+	applies  int
+	attempts map[uint64]int // per store
+	loseNext int            // replies the leader loses (after applying)
+	down     map[uint64]bool
+}
+
+func newFake() *fakeCluster {
+	return &fakeCluster{leader: 3, hint: 3, data: map[string]string{}, applied: map[uint64]uint64{}, attempts: map[uint64]int{}, down: map[uint64]bool{}}
+}
+
+func (c *fakeCluster) Stores() []uint64 { return []uint64{1, 2, 3} }
+
+func (c *fakeCluster) Store(id uint64) (api.Service, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.down[id] {
+		return nil, api.ErrUnreachable
+	}
+	return &fakeStore{c: c, id: id}, nil
+}
+
+func (s *fakeStore) Write(ctx context.Context, req *raftkvpb.Request) error {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.attempts[s.id]++
+	if s.id != c.leader {
+		return &api.NotLeaderError{RegionID: 1, Leader: c.hint}
+	}
+	if req.GetSeq() > c.applied[req.GetClientId()] {
+		c.applied[req.GetClientId()] = req.GetSeq()
+		c.applies++
+		for _, op := range req.GetOps() {
+			c.data[string(op.GetKey())] = string(op.GetValue())
+		}
+	}
+	if c.loseNext > 0 {
+		c.loseNext--
+		return api.ErrTimeout
+	}
+	return nil
+}
+
+func (s *fakeStore) Get(ctx context.Context, key []byte) ([]byte, error) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.id != c.leader {
+		return nil, &api.NotLeaderError{RegionID: 1, Leader: c.hint}
+	}
+	v, ok := c.data[string(key)]
+	if !ok {
+		return nil, kvs.ErrNotFound
+	}
+	return []byte(v), nil
+}
+
+func (s *fakeStore) Scan(ctx context.Context, start, end []byte, limit int) ([]*raftkvpb.KeyValue, error) {
+	return nil, errors.New("not implemented")
+}
+
+func TestClientFollowsLeaderHint(t *testing.T) {
+	c := newFake()
+	cl := client.New(c, &client.Config{ClientID: 5})
+	ctx := context.Background()
+	if err := cl.Put(ctx, []byte("a"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	// The first try goes round-robin; the hint leads straight to store 3.
+	if c.attempts[3] != 1 || c.attempts[1]+c.attempts[2] > 1 {
+		t.Fatalf("attempts %v: want one miss at most, then the leader", c.attempts)
+	}
+	if v, err := cl.Get(ctx, []byte("a")); err != nil || string(v) != "1" {
+		t.Fatalf("get = %q, %v", v, err)
+	}
+	if _, err := cl.Get(ctx, []byte("b")); !errors.Is(err, kvs.ErrNotFound) {
+		t.Fatalf("get of absent key: %v, want kvs.ErrNotFound", err)
+	}
+}
+
+// TestClientRetriesWithSameSeq loses the leader's reply twice: the client
+// retries the same (client id, seq) and the write applies once; the next
+// write gets the next seq.
+func TestClientRetriesWithSameSeq(t *testing.T) {
+	c := newFake()
+	c.loseNext = 2
+	cl := client.New(c, &client.Config{ClientID: 5, Backoff: time.Millisecond})
+	ctx := context.Background()
+	if err := cl.Put(ctx, []byte("a"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if c.applies != 1 || c.attempts[3] != 3 {
+		t.Fatalf("applies %d after %d attempts at the leader; want 1 after 3", c.applies, c.attempts[3])
+	}
+	if err := cl.Put(ctx, []byte("a"), []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	if c.applies != 2 || c.applied[5] != 2 || c.data["a"] != "2" {
+		t.Fatalf("second write: applies %d, seq %d, a=%q", c.applies, c.applied[5], c.data["a"])
+	}
+}
+
+// TestClientGivesUp reports whether a write may have applied when ctx
+// ends: "not executed" when every store refused, ErrTimeout when some
+// try may have applied.
+func TestClientGivesUp(t *testing.T) {
+	c := newFake()
+	c.leader = 0 // nobody leads
+	c.hint = 0
+	cl := client.New(c, &client.Config{Backoff: time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	err := cl.Put(ctx, []byte("a"), []byte("1"))
+	if !api.NotExecuted(err) || errors.Is(err, api.ErrTimeout) {
+		t.Fatalf("no leader: %v, want a not-executed error", err)
+	}
+	c.leader, c.hint, c.loseNext = 3, 3, 1<<30
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel2()
+	if err := cl.Put(ctx2, []byte("a"), []byte("1")); !errors.Is(err, api.ErrTimeout) {
+		t.Fatalf("lost replies: %v, want ErrTimeout (may have applied)", err)
+	}
+}

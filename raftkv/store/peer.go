@@ -1,0 +1,631 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/kvs-lab/kvs"
+	"github.com/kvs-lab/kvs/raftkv/api"
+	"github.com/kvs-lab/kvs/raftkv/raftkvpb"
+	"github.com/kvs-lab/kvs/raftkv/raftstorage"
+	"github.com/sirupsen/logrus"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+const raftpbMsgSnap = raftpb.MsgSnap
+
+// raft logs through the store's logrus entry.
+var _ raft.Logger = (*logrus.Entry)(nil)
+
+// peer is the store's replica of one region: its raft node, its storage,
+// and the client requests waiting on it. It belongs to the loop goroutine.
+type peer struct {
+	regionID uint64
+	id       uint64 // raft node id
+	region   *raftkvpb.Region
+	st       *raftstorage.Storage
+	rn       *raft.RawNode
+
+	proposals map[uint64]*proposal // by proposal id
+	reads     []*readReq           // in ReadIndex order
+
+	// snapChunks is the last checked snapshot stream stepped into raft,
+	// for the snapshot at snapIndex.
+	snapChunks []*raftkvpb.SnapshotChunk
+	snapIndex  uint64
+
+	snapshotsApplied uint64
+}
+
+// openPeer opens region id's storage and raft node; nil if the peer was
+// removed (tombstone) or is not one of this store's.
+func (s *Store) openPeer(regionID uint64) (*peer, error) {
+	st, err := raftstorage.Open(s.eng, regionID)
+	if err != nil {
+		return nil, err
+	}
+	rs := st.RegionState()
+	if rs == nil || rs.GetState() == raftkvpb.PeerState_Tombstone {
+		_ = st.Close()
+		return nil, nil
+	}
+	var id uint64
+	for _, pe := range rs.GetRegion().GetPeers() {
+		if pe.GetStoreId() == s.id {
+			id = pe.GetId()
+		}
+	}
+	if id == 0 {
+		_ = st.Close()
+		return nil, fmt.Errorf("store %d: region %d lists no peer on this store", s.id, regionID)
+	}
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:            id,
+		ElectionTick:  s.cfg.ElectionTick,
+		HeartbeatTick: s.cfg.HeartbeatTick,
+		Storage:       st,
+		// Trap: without Applied, a restarted node would hand back
+		// entries the engine already holds the effect of.
+		Applied:         st.AppliedIndex(),
+		MaxSizePerMsg:   s.cfg.MaxSizePerMsg,
+		MaxInflightMsgs: s.cfg.MaxInflightMsgs,
+		PreVote:         true,
+		CheckQuorum:     true,
+		// A follower refuses proposals instead of forwarding them: a
+		// forwarded proposal can vanish without a word, a refused one
+		// becomes a NotLeader the client acts on.
+		DisableProposalForwarding: true,
+		Logger:                    s.cfg.Logger.WithField("region", regionID),
+	})
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("store %d: region %d: %w", s.id, regionID, err)
+	}
+	return &peer{regionID: regionID, id: id, region: rs.GetRegion(), st: st, rn: rn, proposals: map[uint64]*proposal{}}, nil
+}
+
+// contains reports whether key is in the peer's region.
+func (p *peer) contains(key []byte) bool {
+	return bytes.Compare(key, p.region.GetStartKey()) >= 0 &&
+		(len(p.region.GetEndKey()) == 0 || bytes.Compare(key, p.region.GetEndKey()) < 0)
+}
+
+// storeOf returns the store id of raft node id in the region, 0 if unknown.
+func (p *peer) storeOf(id uint64) uint64 {
+	for _, pe := range p.region.GetPeers() {
+		if pe.GetId() == id {
+			return pe.GetStoreId()
+		}
+	}
+	return 0
+}
+
+// notLeader returns a *api.NotLeaderError with the leader hint if the
+// peer does not lead, nil if it does.
+func (p *peer) notLeader() error {
+	st := p.rn.BasicStatus()
+	if st.RaftState == raft.StateLeader {
+		return nil
+	}
+	return &api.NotLeaderError{RegionID: p.regionID, Leader: p.storeOf(st.Lead)}
+}
+
+// pending is one peer's Ready on its way through handleReadies.
+type pending struct {
+	p  *peer
+	rd raft.Ready
+	u  *raftstorage.Update
+}
+
+// handleReadies handles the Ready of every peer that has one, in the
+// order etcd raft's Ready contract and Raft §5 require:
+//
+//  1. persist: the snapshot, entries and hard state of ALL peers go into
+//     one batch, written with one synced engine Write; then the Updates
+//     commit, so raft's view of its Storage changes only once it is
+//     durable;
+//  2. send the messages (a vote or an append acknowledgement promises
+//     something about the disk, so it leaves only after the write);
+//  3. apply the committed entries, each peer's data writes, client
+//     sessions and applied index in one batch;
+//  4. Advance, then report unreachable stores, serve reads whose index has
+//     applied, and truncate logs past the GC threshold.
+func (s *Store) handleReadies() (bool, error) {
+	var ps []*pending
+	wb := new(kvs.Batch)
+	for _, p := range s.peers {
+		if !p.rn.HasReady() {
+			continue
+		}
+		rd := p.rn.Ready()
+		u := p.st.NewUpdate(wb)
+		if !raft.IsEmptySnap(rd.Snapshot) {
+			if err := s.persistSnapshot(p, u, wb, rd.Snapshot); err != nil {
+				return false, err
+			}
+		}
+		if err := u.Append(rd.Entries); err != nil {
+			return false, err
+		}
+		if err := u.SetHardState(rd.HardState); err != nil {
+			return false, err
+		}
+		ps = append(ps, &pending{p: p, rd: rd, u: u})
+	}
+	if len(ps) == 0 {
+		return false, nil
+	}
+	if !wb.Empty() {
+		if err := s.eng.Write(wb, kvs.Sync); err != nil {
+			return false, fmt.Errorf("%w: persist raft state: %w", errEngine, err)
+		}
+	}
+	for _, x := range ps {
+		if err := x.u.Commit(); err != nil {
+			return false, err
+		}
+		if !raft.IsEmptySnap(x.rd.Snapshot) {
+			x.p.afterSnapshot(x.rd.Snapshot)
+		}
+		x.p.noteAppended(x.rd.Entries, s.id)
+	}
+	var unreachable []report
+	s.send(ps, &unreachable)
+	for _, x := range ps {
+		if err := s.apply(x.p, x.rd.CommittedEntries); err != nil {
+			return false, err
+		}
+		x.p.noteReadStates(x.rd.ReadStates)
+		if x.rd.SoftState != nil && x.rd.SoftState.RaftState != raft.StateLeader {
+			x.p.failUnconfirmedReads()
+		}
+	}
+	for _, x := range ps {
+		x.p.rn.Advance(x.rd)
+	}
+	for _, r := range unreachable {
+		if p := s.peers[r.regionID]; p != nil {
+			p.rn.ReportUnreachable(r.to)
+		}
+	}
+	for _, x := range ps {
+		s.serveReads(x.p)
+		if err := s.maybeGC(x.p); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// persistSnapshot adds to wb the region data of the snapshot raft
+// accepted and its bookkeeping, so both land in the Ready's one write.
+func (s *Store) persistSnapshot(p *peer, u *raftstorage.Update, wb *kvs.Batch, snap *raftpb.Snapshot) error {
+	idx := snap.GetMetadata().GetIndex()
+	if p.snapChunks == nil || p.snapIndex != idx {
+		// Raft only restores a snapshot it was given by onSnapshot, which
+		// kept the stream; anything else is a bug.
+		return fmt.Errorf("store: region %d: raft applies a snapshot at %d without its data (have %d)", p.regionID, idx, p.snapIndex)
+	}
+	hdr, err := raftstorage.ApplySnapshotData(s.eng, wb, chunkReader(p.snapChunks))
+	if err != nil {
+		return err
+	}
+	p.snapChunks, p.snapIndex = nil, 0
+	return u.ApplySnapshot(snap.GetMetadata(), hdr.GetRegion())
+}
+
+// afterSnapshot takes the region from the applied snapshot and settles
+// proposals the snapshot jumped over: their entries may or may not be in
+// it, so their outcome is unknown.
+func (p *peer) afterSnapshot(snap *raftpb.Snapshot) {
+	p.region = p.st.RegionState().GetRegion()
+	p.snapshotsApplied++
+	idx := snap.GetMetadata().GetIndex()
+	for id, pr := range p.proposals {
+		if pr.index != 0 && pr.index <= idx {
+			pr.done <- fmt.Errorf("%w: entry %d was covered by a snapshot before this store applied it", api.ErrTimeout, pr.index)
+			delete(p.proposals, id)
+		}
+	}
+}
+
+// noteAppended records the index and term of the entries carrying this
+// store's proposals, as the leader appends them.
+func (p *peer) noteAppended(ents []*raftpb.Entry, storeID uint64) {
+	if len(p.proposals) == 0 {
+		return
+	}
+	for _, e := range ents {
+		if e.GetType() != raftpb.EntryNormal || len(e.GetData()) == 0 {
+			continue
+		}
+		req := &raftkvpb.Request{}
+		if proto.Unmarshal(e.GetData(), req) != nil || req.GetStoreId() != storeID {
+			continue
+		}
+		if pr := p.proposals[req.GetProposalId()]; pr != nil {
+			pr.index, pr.term = e.GetIndex(), e.GetTerm()
+		}
+	}
+}
+
+// send hands every peer's messages to the transport, one batch per
+// destination store; MsgSnap goes through a snapshot stream instead.
+func (s *Store) send(ps []*pending, unreachable *[]report) {
+	batches := map[uint64]*raftkvpb.RaftMessageBatch{}
+	var order []uint64
+	for _, x := range ps {
+		p := x.p
+		for _, m := range x.rd.Messages {
+			to := p.storeOf(m.GetTo())
+			if to == 0 {
+				continue
+			}
+			rm := &raftkvpb.RaftMessage{
+				RegionId:    p.regionID,
+				FromPeer:    &raftkvpb.Peer{Id: p.id, StoreId: s.id},
+				ToPeer:      &raftkvpb.Peer{Id: m.GetTo(), StoreId: to},
+				RegionEpoch: p.region.GetEpoch(),
+				ClusterId:   s.cfg.ClusterID,
+				Message:     m,
+			}
+			if m.GetType() == raftpb.MsgSnap {
+				s.sendSnapshot(p, rm)
+				continue
+			}
+			b := batches[to]
+			if b == nil {
+				b = &raftkvpb.RaftMessageBatch{}
+				batches[to] = b
+				order = append(order, to)
+			}
+			b.Msgs = append(b.Msgs, rm)
+		}
+	}
+	for _, to := range order {
+		b := batches[to]
+		if err := s.cfg.Transport.Send(to, b); err != nil {
+			for _, rm := range b.GetMsgs() {
+				*unreachable = append(*unreachable, report{regionID: rm.GetRegionId(), to: rm.GetToPeer().GetId()})
+			}
+		}
+	}
+}
+
+// sendSnapshot streams the region snapshot raft asked for (Storage.Snapshot
+// made it) to the follower in its own goroutine, and reports the outcome
+// to raft through the inbox: until then raft sends the follower nothing
+// but heartbeats.
+func (s *Store) sendSnapshot(p *peer, rm *raftkvpb.RaftMessage) {
+	idx := rm.GetMessage().GetSnapshot().GetMetadata().GetIndex()
+	regionID, to := p.regionID, rm.GetToPeer().GetId()
+	rs, err := p.st.AcquireSnapshot(idx)
+	if err != nil {
+		s.cfg.Logger.Debugf("region %d: snapshot for peer %d: %v", regionID, to, err)
+		s.in.push(func(b *inboxBatch) {
+			b.reports = append(b.reports, report{regionID: regionID, to: to, snapshot: true, status: raft.SnapshotFailure})
+		})
+		return
+	}
+	s.snapWG.Add(1)
+	go func() {
+		defer s.snapWG.Done()
+		defer rs.Release()
+		err := s.cfg.Transport.SendSnapshot(s.snapCtx, rm.GetToPeer().GetStoreId(), func(send func(*raftkvpb.SnapshotChunk) error) error {
+			return rs.WriteChunks(rm, s.cfg.SnapshotChunkBytes, send)
+		})
+		status := raft.SnapshotFinish
+		if err != nil {
+			status = raft.SnapshotFailure
+			s.cfg.Logger.Debugf("region %d: snapshot to peer %d failed: %v", regionID, to, err)
+		}
+		s.in.push(func(b *inboxBatch) {
+			b.reports = append(b.reports, report{regionID: regionID, to: to, snapshot: true, status: status})
+		})
+	}()
+}
+
+// sessionKey is the user key under which the state machine keeps client
+// id's last applied seq. It starts with api.ReservedPrefix, so it sits in
+// the region's data (snapshots carry it) where clients cannot touch it.
+func sessionKey(clientID uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{api.ReservedPrefix, 's'}, clientID)
+}
+
+// apply applies committed entries: client writes (at most once per client
+// seq), conf changes, and empty entries, then records the applied index,
+// all in one batch. Waiting proposals are answered after the write.
+func (s *Store) apply(p *peer, ents []*raftpb.Entry) error {
+	if len(ents) == 0 {
+		return nil
+	}
+	wb := new(kvs.Batch)
+	u := p.st.NewUpdate(wb)
+	sessions := map[uint64]uint64{} // this batch's view of the sessions
+	lastSeq := func(client uint64) (uint64, error) {
+		if seq, ok := sessions[client]; ok {
+			return seq, nil
+		}
+		v, err := s.eng.Get(raftstorage.DataKey(sessionKey(client)))
+		if errors.Is(err, kvs.ErrNotFound) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("%w: read session: %w", errEngine, err)
+		}
+		if len(v) != 8 {
+			return 0, fmt.Errorf("store: region %d: session of client %d has %d bytes", p.regionID, client, len(v))
+		}
+		return binary.BigEndian.Uint64(v), nil
+	}
+	type answer struct {
+		pr  *proposal
+		err error
+	}
+	var answers []answer
+	regionChanged := false
+	for _, e := range ents {
+		// A proposal waiting at this index whose entry is not this one
+		// was overwritten by another leader (§5.3): it can never apply.
+		for id, pr := range p.proposals {
+			if pr.index == e.GetIndex() && pr.term != e.GetTerm() {
+				answers = append(answers, answer{pr, fmt.Errorf("%w: entry %d of term %d replaced by one of term %d", api.ErrProposalDropped, pr.index, pr.term, e.GetTerm())})
+				delete(p.proposals, id)
+			}
+		}
+		switch e.GetType() {
+		case raftpb.EntryNormal:
+			if len(e.GetData()) == 0 {
+				// A new leader's empty entry, or a refused conf change.
+				continue
+			}
+			req := &raftkvpb.Request{}
+			if err := proto.Unmarshal(e.GetData(), req); err != nil {
+				// Every replica skips the same entry the same way.
+				s.cfg.Logger.Errorf("region %d: entry %d is not a request, skipped: %v", p.regionID, e.GetIndex(), err)
+				continue
+			}
+			last, err := lastSeq(req.GetClientId())
+			if err != nil {
+				return err
+			}
+			if req.GetSeq() > last {
+				for _, op := range req.GetOps() {
+					switch op.GetType() {
+					case raftkvpb.Op_Put:
+						wb.Put(raftstorage.DataKey(op.GetKey()), op.GetValue())
+					case raftkvpb.Op_Delete:
+						wb.Delete(raftstorage.DataKey(op.GetKey()))
+					}
+				}
+				sessions[req.GetClientId()] = req.GetSeq()
+				wb.Put(raftstorage.DataKey(sessionKey(req.GetClientId())), binary.BigEndian.AppendUint64(nil, req.GetSeq()))
+			}
+			// else: a retry of a write that already applied; it succeeds
+			// without applying again.
+			if req.GetStoreId() == s.id {
+				if pr := p.proposals[req.GetProposalId()]; pr != nil {
+					answers = append(answers, answer{pr, nil})
+					delete(p.proposals, req.GetProposalId())
+				}
+			}
+		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
+			// Trap: every committed conf change entry must be applied,
+			// even an empty one (leaving a joint config), or raft's view
+			// of the membership stalls.
+			cs, changed, err := s.applyConfChange(p, e)
+			if err != nil {
+				return err
+			}
+			u.SetConfState(cs)
+			regionChanged = regionChanged || changed
+		}
+	}
+	if regionChanged {
+		if err := u.SetRegion(p.region, raftkvpb.PeerState_Normal); err != nil {
+			return err
+		}
+	}
+	if err := u.SetApplied(ents[len(ents)-1].GetIndex()); err != nil {
+		return err
+	}
+	// NB: no sync: the entries are durable in the log, and after a crash
+	// raft hands back whatever the engine lost (from Config.Applied on).
+	// Both engines keep writes in order, so a later synced write makes
+	// this one durable too.
+	if err := s.eng.Write(wb, kvs.NoSync); err != nil {
+		return fmt.Errorf("%w: apply: %w", errEngine, err)
+	}
+	if err := u.Commit(); err != nil {
+		return err
+	}
+	for _, a := range answers {
+		a.pr.done <- a.err
+	}
+	return nil
+}
+
+// applyConfChange applies a conf change entry to raft and the region's
+// peer list. A change's Context may carry the raftkvpb.Peer it adds, so
+// every replica learns the new peer's store. It reports whether the
+// region changed.
+func (s *Store) applyConfChange(p *peer, e *raftpb.Entry) (*raftpb.ConfState, bool, error) {
+	var cc raftpb.ConfChangeI
+	if e.GetType() == raftpb.EntryConfChange {
+		c := &raftpb.ConfChange{}
+		if err := proto.Unmarshal(e.GetData(), c); err != nil {
+			return nil, false, fmt.Errorf("store: region %d: entry %d: bad conf change: %w", p.regionID, e.GetIndex(), err)
+		}
+		cc = c
+	} else {
+		c := &raftpb.ConfChangeV2{}
+		if err := proto.Unmarshal(e.GetData(), c); err != nil {
+			return nil, false, fmt.Errorf("store: region %d: entry %d: bad conf change: %w", p.regionID, e.GetIndex(), err)
+		}
+		cc = c
+	}
+	cs := p.rn.ApplyConfChange(cc)
+	v2 := cc.AsV2()
+	if len(v2.GetChanges()) == 0 {
+		return cs, false, nil
+	}
+	region := proto.CloneOf(p.region)
+	added := &raftkvpb.Peer{}
+	hasPeer := len(v2.GetContext()) > 0 && proto.Unmarshal(v2.GetContext(), added) == nil
+	changed := false
+	for _, ch := range v2.GetChanges() {
+		id := ch.GetNodeId()
+		if id == 0 {
+			// A change the application voided; raft skips it too.
+			continue
+		}
+		switch ch.GetType() {
+		case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
+			if p.storeOf(id) == 0 && hasPeer && added.GetId() == id {
+				region.Peers = append(region.Peers, proto.CloneOf(added))
+				changed = true
+			}
+		case raftpb.ConfChangeRemoveNode:
+			kept := region.Peers[:0]
+			for _, pe := range region.GetPeers() {
+				if pe.GetId() != id {
+					kept = append(kept, pe)
+				}
+			}
+			changed = changed || len(kept) != len(p.region.GetPeers())
+			region.Peers = kept
+		}
+	}
+	if !changed {
+		return cs, false, nil
+	}
+	if region.Epoch == nil {
+		region.Epoch = &raftkvpb.RegionEpoch{}
+	}
+	region.Epoch.ConfVer++
+	p.region = region
+	return cs, true, nil
+}
+
+// noteReadStates gives each waiting read the index raft confirmed for it.
+func (p *peer) noteReadStates(states []raft.ReadState) {
+	for _, rs := range states {
+		for _, r := range p.reads {
+			if bytes.Equal(r.rctx, rs.RequestCtx) {
+				r.index, r.confirmed = rs.Index, true
+				break
+			}
+		}
+	}
+}
+
+// failUnconfirmedReads answers the reads raft will no longer confirm
+// because the peer stopped leading. A read has no effect, so the client
+// just tries again. Confirmed reads stay: their index was valid when
+// confirmed, after the read arrived.
+func (p *peer) failUnconfirmedReads() {
+	kept := p.reads[:0]
+	for _, r := range p.reads {
+		if r.confirmed {
+			kept = append(kept, r)
+			continue
+		}
+		r.done <- &readResult{err: p.notLeader()}
+	}
+	p.reads = kept
+}
+
+// serveReads answers the confirmed reads whose index has applied.
+func (s *Store) serveReads(p *peer) {
+	if len(p.reads) == 0 {
+		return
+	}
+	applied := p.st.AppliedIndex()
+	kept := p.reads[:0]
+	for _, r := range p.reads {
+		if !r.confirmed || r.index > applied {
+			kept = append(kept, r)
+			continue
+		}
+		r.done <- s.execRead(p, r)
+	}
+	p.reads = kept
+}
+
+// execRead reads the engine for r. The loop is the only writer of region
+// data, so the engine holds exactly the state as of the applied index.
+func (s *Store) execRead(p *peer, r *readReq) *readResult {
+	if !r.scan {
+		v, err := s.eng.Get(raftstorage.DataKey(r.key))
+		return &readResult{value: v, err: err}
+	}
+	start, end := r.start, r.end
+	// Clip to the region and skip the reserved keys.
+	if bytes.Compare(start, p.region.GetStartKey()) < 0 {
+		start = p.region.GetStartKey()
+	}
+	if len(start) == 0 || start[0] == api.ReservedPrefix {
+		start = []byte{api.ReservedPrefix + 1}
+	}
+	if re := p.region.GetEndKey(); len(re) > 0 && (len(end) == 0 || bytes.Compare(end, re) > 0) {
+		end = re
+	}
+	if len(end) > 0 && bytes.Compare(start, end) >= 0 {
+		return &readResult{}
+	}
+	lower, upper := raftstorage.DataRange(start, end)
+	it, err := s.eng.NewIter(&kvs.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return &readResult{err: err}
+	}
+	var pairs []*raftkvpb.KeyValue
+	for ok := it.First(); ok && (r.limit <= 0 || len(pairs) < r.limit); ok = it.Next() {
+		k, _ := raftstorage.UserKey(it.Key())
+		pairs = append(pairs, &raftkvpb.KeyValue{Key: bytes.Clone(k), Value: bytes.Clone(it.Value())})
+	}
+	if err := it.Close(); err != nil {
+		return &readResult{err: err}
+	}
+	return &readResult{pairs: pairs}
+}
+
+// maybeGC truncates the peer's log once more than RaftLogGCThreshold
+// applied entries sit in it. Each peer truncates its own log locally (as
+// etcd's server does), rather than proposing a compaction command through
+// the log (as TinyKV does): raft only needs each log to hold what its
+// owner may still send or has not applied, and a local cut costs no
+// round. A leader keeps the entries a follower close behind still needs
+// (its match index, if within the threshold) so that a brief lag does not
+// cost a snapshot; a follower further behind, or down, gets one.
+func (s *Store) maybeGC(p *peer) error {
+	as := p.st.ApplyState()
+	applied, truncated := as.GetAppliedIndex(), as.GetTruncatedIndex()
+	threshold := s.cfg.RaftLogGCThreshold
+	if applied-truncated <= threshold {
+		return nil
+	}
+	to := applied
+	if st := p.rn.Status(); st.RaftState == raft.StateLeader {
+		for id, pr := range st.Progress {
+			if id != p.id && pr.Match < to && applied-pr.Match <= threshold {
+				to = pr.Match
+			}
+		}
+	}
+	if to <= truncated {
+		return nil
+	}
+	wb := new(kvs.Batch)
+	u := p.st.NewUpdate(wb)
+	if err := u.CompactTo(to); err != nil {
+		return err
+	}
+	if err := s.eng.Write(wb, kvs.NoSync); err != nil {
+		return fmt.Errorf("%w: log gc: %w", errEngine, err)
+	}
+	return u.Commit()
+}

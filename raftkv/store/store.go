@@ -1,0 +1,611 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/kvs-lab/kvs"
+	"github.com/kvs-lab/kvs/raftkv/api"
+	"github.com/kvs-lab/kvs/raftkv/raftkvpb"
+	"github.com/kvs-lab/kvs/raftkv/raftstorage"
+	"github.com/kvs-lab/kvs/raftkv/transport"
+	"go.etcd.io/raft/v3"
+	"google.golang.org/protobuf/proto"
+)
+
+// Store hosts the region peers of one process over one engine and drives
+// them from a single loop goroutine. It implements api.Service for
+// clients and transport.Handler for other stores. All exported methods
+// are safe for concurrent use.
+type Store struct {
+	cfg Config
+	id  uint64
+	eng kvs.Engine
+
+	in inbox
+
+	// peers, nextProposal and nextRead belong to the loop goroutine.
+	peers        map[uint64]*peer
+	nextProposal uint64
+	nextRead     uint64
+
+	statusMu sync.Mutex
+	status   map[uint64]RegionStatus
+	err      error // why the loop stopped, if it failed
+
+	stopOnce   sync.Once
+	stopc      chan struct{}
+	loopDone   chan struct{}
+	snapCtx    context.Context
+	snapCancel context.CancelFunc
+	snapWG     sync.WaitGroup
+}
+
+var (
+	_ api.Service       = (*Store)(nil)
+	_ transport.Handler = (*Store)(nil)
+)
+
+// RegionStatus is what a store knows about one of its peers, as of the
+// end of the loop's last round.
+type RegionStatus struct {
+	RegionID  uint64
+	PeerID    uint64
+	Leader    bool
+	LeaderID  uint64 // raft id of the leader, 0 if unknown
+	Term      uint64
+	Commit    uint64
+	Applied   uint64
+	FirstLog  uint64 // first index still in the log (truncated + 1)
+	LastLog   uint64
+	Snapshots uint64 // snapshots this peer applied since the store started
+}
+
+// Bootstrap writes the initial state of region into engine for the peer
+// this store hosts (every store of the region's initial peers calls it
+// with the same region, before New). It does nothing if the store already
+// has that region, so a restarted store can call it again.
+func Bootstrap(engine kvs.Engine, region *raftkvpb.Region) error {
+	st, err := raftstorage.Open(engine, region.GetId())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if st.Initialized() {
+		return nil
+	}
+	wb := new(kvs.Batch)
+	u := st.NewUpdate(wb)
+	if err := u.Bootstrap(region); err != nil {
+		return err
+	}
+	if err := engine.Write(wb, kvs.Sync); err != nil {
+		return fmt.Errorf("store: bootstrap region %d: %w", region.GetId(), err)
+	}
+	return u.Commit()
+}
+
+// New opens every region peer found in cfg.Engine and starts the store's
+// loop. Call Stop to end it.
+func New(cfg Config) (*Store, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		cfg:      c,
+		id:       c.StoreID,
+		eng:      c.Engine,
+		peers:    map[uint64]*peer{},
+		status:   map[uint64]RegionStatus{},
+		stopc:    make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+	s.in.notify = make(chan struct{}, 1)
+	s.snapCtx, s.snapCancel = context.WithCancel(context.Background())
+	ids, err := regionIDs(c.Engine)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		p, err := s.openPeer(id)
+		if err != nil {
+			s.closePeers()
+			return nil, err
+		}
+		if p != nil {
+			s.peers[id] = p
+		}
+	}
+	s.publishStatus()
+	go s.run()
+	return s, nil
+}
+
+// regionIDs lists the regions with a region state in engine.
+func regionIDs(engine kvs.Engine) ([]uint64, error) {
+	lower := raftstorage.RegionStateKey(0)[:2]
+	upper := []byte{lower[0], lower[1] + 1}
+	it, err := engine.NewIter(&kvs.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, fmt.Errorf("store: list regions: %w", err)
+	}
+	var ids []uint64
+	for ok := it.First(); ok; ok = it.Next() {
+		if k := it.Key(); len(k) == 10 {
+			ids = append(ids, binary.BigEndian.Uint64(k[2:]))
+		}
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("store: list regions: %w", err)
+	}
+	return ids, nil
+}
+
+// ID returns the store's id.
+func (s *Store) ID() uint64 { return s.id }
+
+// Tick advances every peer's raft clock by one tick. Without a
+// TickInterval the caller drives time this way; ticks that arrive while
+// the loop is busy are merged into one, as a time.Ticker drops them.
+func (s *Store) Tick() { s.in.push(func(b *inboxBatch) { b.tick = true }) }
+
+// Stop ends the loop, fails the requests still waiting (a write among
+// them may have applied), waits for snapshot streams in flight and closes
+// the peers' storages. It does not close the engine. Stop may be called
+// more than once.
+func (s *Store) Stop() {
+	s.stopOnce.Do(func() {
+		close(s.stopc)
+		<-s.loopDone
+		s.snapCancel()
+		s.snapWG.Wait()
+		s.closePeers()
+	})
+}
+
+// Err returns the error that stopped the loop, or nil.
+func (s *Store) Err() error {
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
+	return s.err
+}
+
+// Status returns the status of every region peer the store hosts, by
+// region id order.
+func (s *Store) Status() []RegionStatus {
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
+	out := make([]RegionStatus, 0, len(s.status))
+	for _, st := range s.status {
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].RegionID < out[j].RegionID })
+	return out
+}
+
+func (s *Store) closePeers() {
+	for _, p := range s.peers {
+		_ = p.st.Close()
+	}
+}
+
+// Write implements api.Service: it proposes req to the leader of the
+// region holding its keys and waits until the entry applied. The store
+// tags a copy of req; req itself is not changed.
+func (s *Store) Write(ctx context.Context, req *raftkvpb.Request) error {
+	if req.GetClientId() == 0 || req.GetSeq() == 0 || len(req.GetOps()) == 0 {
+		return fmt.Errorf("%w: a write needs a client id, a seq and ops", api.ErrInvalid)
+	}
+	for _, op := range req.GetOps() {
+		if err := api.CheckKey(op.GetKey()); err != nil {
+			return err
+		}
+		if t := op.GetType(); t != raftkvpb.Op_Put && t != raftkvpb.Op_Delete {
+			return fmt.Errorf("%w: unknown op type %v", api.ErrInvalid, t)
+		}
+	}
+	pr := &proposal{req: proto.CloneOf(req), done: make(chan error, 1)}
+	s.in.push(func(b *inboxBatch) { b.props = append(b.props, pr) })
+	select {
+	case err := <-pr.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", api.ErrTimeout, ctx.Err())
+	case <-s.loopDone:
+		return api.ErrStopped
+	}
+}
+
+// Get implements api.Service: a linearizable read through ReadIndex.
+func (s *Store) Get(ctx context.Context, key []byte) ([]byte, error) {
+	if err := api.CheckKey(key); err != nil {
+		return nil, err
+	}
+	r, err := s.read(ctx, &readReq{key: bytes.Clone(key)})
+	if err != nil {
+		return nil, err
+	}
+	return r.value, r.err
+}
+
+// Scan implements api.Service: a linearizable range read through
+// ReadIndex.
+func (s *Store) Scan(ctx context.Context, start, end []byte, limit int) ([]*raftkvpb.KeyValue, error) {
+	r, err := s.read(ctx, &readReq{scan: true, start: bytes.Clone(start), end: bytes.Clone(end), limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	return r.pairs, r.err
+}
+
+func (s *Store) read(ctx context.Context, r *readReq) (*readResult, error) {
+	r.done = make(chan *readResult, 1)
+	s.in.push(func(b *inboxBatch) { b.reads = append(b.reads, r) })
+	select {
+	case res := <-r.done:
+		return res, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", api.ErrTimeout, ctx.Err())
+	case <-s.loopDone:
+		return nil, api.ErrStopped
+	}
+}
+
+// HandleRaft implements transport.Handler.
+func (s *Store) HandleRaft(batch *raftkvpb.RaftMessageBatch) {
+	s.in.push(func(b *inboxBatch) { b.msgs = append(b.msgs, batch.GetMsgs()...) })
+}
+
+// HandleSnapshot implements transport.Handler. It checks the stream
+// before the loop sees it, by building (and dropping) the batch that
+// would apply it, so raft never steps a MsgSnap whose data is unusable.
+func (s *Store) HandleSnapshot(chunks []*raftkvpb.SnapshotChunk) error {
+	select {
+	case <-s.stopc:
+		return api.ErrStopped
+	default:
+	}
+	if len(chunks) == 0 || chunks[0].GetHeader() == nil {
+		return fmt.Errorf("store %d: snapshot stream without a header", s.id)
+	}
+	hdr := chunks[0].GetHeader()
+	msg := hdr.GetMessage()
+	if msg.GetMessage().GetType() != raftpbMsgSnap {
+		return fmt.Errorf("store %d: snapshot stream carries a %v, not a MsgSnap", s.id, msg.GetMessage().GetType())
+	}
+	if msg.GetClusterId() != s.cfg.ClusterID {
+		return fmt.Errorf("store %d: snapshot from cluster %d, this is cluster %d", s.id, msg.GetClusterId(), s.cfg.ClusterID)
+	}
+	if msg.GetMessage().GetSnapshot().GetMetadata().GetIndex() != hdr.GetApplyState().GetAppliedIndex() {
+		return fmt.Errorf("store %d: snapshot of region %d: data at index %d, message at %d", s.id,
+			msg.GetRegionId(), hdr.GetApplyState().GetAppliedIndex(), msg.GetMessage().GetSnapshot().GetMetadata().GetIndex())
+	}
+	if _, err := raftstorage.ApplySnapshotData(s.eng, new(kvs.Batch), chunkReader(chunks)); err != nil {
+		return err
+	}
+	s.in.push(func(b *inboxBatch) { b.snaps = append(b.snaps, chunks) })
+	return nil
+}
+
+// chunkReader returns a next function over chunks for ApplySnapshotData.
+func chunkReader(chunks []*raftkvpb.SnapshotChunk) func() (*raftkvpb.SnapshotChunk, error) {
+	return func() (*raftkvpb.SnapshotChunk, error) {
+		if len(chunks) == 0 {
+			return nil, io.EOF
+		}
+		c := chunks[0]
+		chunks = chunks[1:]
+		return c, nil
+	}
+}
+
+// inbox queues work for the loop without ever blocking the sender: the
+// transport's delivery goroutines and the clients' goroutines push, the
+// loop takes everything at once.
+type inbox struct {
+	mu     sync.Mutex
+	b      inboxBatch
+	notify chan struct{}
+}
+
+type inboxBatch struct {
+	tick    bool
+	msgs    []*raftkvpb.RaftMessage
+	snaps   [][]*raftkvpb.SnapshotChunk
+	props   []*proposal
+	reads   []*readReq
+	reports []report
+}
+
+func (in *inbox) push(f func(*inboxBatch)) {
+	in.mu.Lock()
+	f(&in.b)
+	in.mu.Unlock()
+	select {
+	case in.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (in *inbox) take() inboxBatch {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	b := in.b
+	in.b = inboxBatch{}
+	return b
+}
+
+// report is news for raft about a peer it sends to: unreachable, or how
+// a snapshot stream ended.
+type report struct {
+	regionID, to uint64
+	snapshot     bool
+	status       raft.SnapshotStatus
+}
+
+// proposal is a client write on its way through the log.
+type proposal struct {
+	req  *raftkvpb.Request
+	done chan error // buffered: the loop never waits on a caller
+	// index and term of the entry that carries it, once the leader
+	// appended it (0 before).
+	index, term uint64
+}
+
+// readReq is a Get or Scan waiting for its ReadIndex.
+type readReq struct {
+	key        []byte
+	scan       bool
+	start, end []byte
+	limit      int
+	rctx       []byte // the unique ReadIndex request context
+	index      uint64 // the read index, once raft confirmed it
+	confirmed  bool
+	done       chan *readResult
+}
+
+type readResult struct {
+	value []byte
+	pairs []*raftkvpb.KeyValue
+	err   error
+}
+
+// run is the store loop.
+func (s *Store) run() {
+	defer close(s.loopDone)
+	var tickc <-chan time.Time
+	if s.cfg.TickInterval > 0 {
+		t := time.NewTicker(s.cfg.TickInterval)
+		defer t.Stop()
+		tickc = t.C
+	}
+	for {
+		select {
+		case <-s.stopc:
+			s.failAll(api.ErrStopped)
+			return
+		case <-s.in.notify:
+		case <-tickc:
+			s.in.push(func(b *inboxBatch) { b.tick = true })
+		}
+		if err := s.round(); err != nil {
+			s.cfg.Logger.WithError(err).Error("store loop stopped: cannot persist raft state")
+			s.statusMu.Lock()
+			s.err = err
+			s.statusMu.Unlock()
+			// The peers must not go on from state that may not be on
+			// disk: answer every request with ErrStopped until Stop.
+			for {
+				s.failAll(api.ErrStopped)
+				select {
+				case <-s.stopc:
+					return
+				case <-s.in.notify:
+				}
+			}
+		}
+	}
+}
+
+// failAll answers every request still waiting.
+func (s *Store) failAll(err error) {
+	b := s.in.take()
+	for _, pr := range b.props {
+		pr.done <- err
+	}
+	for _, r := range b.reads {
+		r.done <- &readResult{err: err}
+	}
+	for _, p := range s.peers {
+		for id, pr := range p.proposals {
+			pr.done <- err
+			delete(p.proposals, id)
+		}
+		for _, r := range p.reads {
+			r.done <- &readResult{err: err}
+		}
+		p.reads = nil
+	}
+}
+
+// round is one turn of the loop: tick, step what arrived, start the new
+// requests, then handle every peer's Ready (see handleReadies).
+func (s *Store) round() error {
+	b := s.in.take()
+	if b.tick {
+		for _, p := range s.peers {
+			p.rn.Tick()
+		}
+	}
+	for _, m := range b.msgs {
+		s.onRaftMessage(m)
+	}
+	for _, chunks := range b.snaps {
+		s.onSnapshot(chunks)
+	}
+	for _, r := range b.reports {
+		if p := s.peers[r.regionID]; p != nil {
+			if r.snapshot {
+				p.rn.ReportSnapshot(r.to, r.status)
+			} else {
+				p.rn.ReportUnreachable(r.to)
+			}
+		}
+	}
+	for _, pr := range b.props {
+		s.propose(pr)
+	}
+	for _, r := range b.reads {
+		s.startRead(r)
+	}
+	// A Ready's handling can make another (the leader's own log write
+	// counting towards a commit, a conf change applied): go on until the
+	// peers are quiet, but give the inbox a turn now and then.
+	for range 8 {
+		busy, err := s.handleReadies()
+		if err != nil {
+			return err
+		}
+		if !busy {
+			break
+		}
+	}
+	s.publishStatus()
+	return nil
+}
+
+// route returns the peer whose region holds key.
+func (s *Store) route(key []byte) *peer {
+	for _, p := range s.peers {
+		if p.contains(key) {
+			return p
+		}
+	}
+	return nil
+}
+
+func (s *Store) onRaftMessage(m *raftkvpb.RaftMessage) {
+	if m.GetClusterId() != s.cfg.ClusterID {
+		s.cfg.Logger.Debugf("dropped a raft message of cluster %d", m.GetClusterId())
+		return
+	}
+	p := s.peers[m.GetRegionId()]
+	// NB: step 1 hosts only bootstrapped peers; a message for a region
+	// the store does not have (a peer added by a conf change) is dropped
+	// until step 2 creates peers from messages.
+	if p == nil || m.GetToPeer().GetId() != p.id {
+		return
+	}
+	if m.GetMessage().GetType() == raftpbMsgSnap {
+		// A MsgSnap without its data stream is useless.
+		return
+	}
+	if err := p.rn.Step(m.GetMessage()); err != nil {
+		s.cfg.Logger.Debugf("region %d: step %v: %v", p.regionID, m.GetMessage().GetType(), err)
+	}
+}
+
+// onSnapshot keeps a checked snapshot stream for the peer and steps its
+// MsgSnap: if raft takes the snapshot, the next Ready holds it and
+// handleReadies writes the stream's data in the same batch.
+func (s *Store) onSnapshot(chunks []*raftkvpb.SnapshotChunk) {
+	msg := chunks[0].GetHeader().GetMessage()
+	p := s.peers[msg.GetRegionId()]
+	if p == nil || msg.GetToPeer().GetId() != p.id || msg.GetClusterId() != s.cfg.ClusterID {
+		return
+	}
+	p.snapChunks = chunks
+	p.snapIndex = msg.GetMessage().GetSnapshot().GetMetadata().GetIndex()
+	if err := p.rn.Step(msg.GetMessage()); err != nil {
+		s.cfg.Logger.Debugf("region %d: step snapshot: %v", p.regionID, err)
+	}
+}
+
+// propose starts a client write on the leader.
+func (s *Store) propose(pr *proposal) {
+	p := s.route(pr.req.GetOps()[0].GetKey())
+	if p == nil {
+		pr.done <- fmt.Errorf("%w: no region holds key %q on store %d", api.ErrInvalid, pr.req.GetOps()[0].GetKey(), s.id)
+		return
+	}
+	for _, op := range pr.req.GetOps()[1:] {
+		if !p.contains(op.GetKey()) {
+			pr.done <- fmt.Errorf("%w: keys of one write span regions", api.ErrInvalid)
+			return
+		}
+	}
+	if err := p.notLeader(); err != nil {
+		pr.done <- err
+		return
+	}
+	s.nextProposal++
+	pr.req.StoreId, pr.req.ProposalId = s.id, s.nextProposal
+	data, err := proto.Marshal(pr.req)
+	if err != nil {
+		pr.done <- fmt.Errorf("%w: %v", api.ErrInvalid, err)
+		return
+	}
+	if err := p.rn.Propose(data); err != nil {
+		// ErrProposalDropped: a leader transfer is under way, or the
+		// uncommitted log is full. Nothing was appended.
+		pr.done <- fmt.Errorf("%w: %v", api.ErrProposalDropped, err)
+		return
+	}
+	p.proposals[pr.req.GetProposalId()] = pr
+}
+
+// startRead asks raft for a read index (Raft §6.4): the leader records
+// its commit index, confirms with a heartbeat round that it still leads,
+// and hands back a ReadState; the read is served once the peer applied
+// up to that index.
+func (s *Store) startRead(r *readReq) {
+	key := r.key
+	if r.scan {
+		key = r.start
+	}
+	p := s.route(key)
+	if p == nil {
+		r.done <- &readResult{err: fmt.Errorf("%w: no region holds key %q on store %d", api.ErrInvalid, key, s.id)}
+		return
+	}
+	if err := p.notLeader(); err != nil {
+		r.done <- &readResult{err: err}
+		return
+	}
+	s.nextRead++
+	r.rctx = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, s.id), s.nextRead)
+	p.reads = append(p.reads, r)
+	p.rn.ReadIndex(r.rctx)
+}
+
+// errEngine wraps an engine failure in the loop.
+var errEngine = errors.New("store: engine")
+
+func (s *Store) publishStatus() {
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
+	for id, p := range s.peers {
+		st := p.rn.BasicStatus()
+		as := p.st.ApplyState()
+		s.status[id] = RegionStatus{
+			RegionID:  id,
+			PeerID:    p.id,
+			Leader:    st.RaftState == raft.StateLeader,
+			LeaderID:  st.Lead,
+			Term:      st.GetTerm(),
+			Commit:    st.GetCommit(),
+			Applied:   as.GetAppliedIndex(),
+			FirstLog:  as.GetTruncatedIndex() + 1,
+			LastLog:   p.st.RaftState().GetLastIndex(),
+			Snapshots: p.snapshotsApplied,
+		}
+	}
+}
