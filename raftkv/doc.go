@@ -11,7 +11,8 @@
 //	client       the Go client: leader hints, retries, idempotent writes
 //
 // Step 1 (issue 6) runs one region covering the whole key space on three
-// stores. Everything is shaped for many regions: a store keeps a map of
+// stores; its membership changes through raft (store.Store.AddPeer,
+// RemovePeer, TransferLeader). Everything is shaped for many regions: a store keeps a map of
 // peers, every key and message carries its region id.
 //
 // # How a write travels
@@ -106,13 +107,44 @@
 //   - Apply every committed conf change, an empty one included (leaving a
 //     joint configuration): store.apply calls RawNode.ApplyConfChange for
 //     each EntryConfChange/EntryConfChangeV2 entry and stores the
-//     resulting ConfState with the applied index. A conf change raft
-//     refused arrives as an empty normal entry and is skipped like the
-//     leader's empty entry. (Proposing conf changes comes with step 1's
-//     membership work; the apply side is ready.)
-//   - Never reuse node ids: peer ids are allocated once and kept even
-//     after removal (raftkvpb.Peer); the tests number peers apart from
-//     stores so that a mix-up shows.
+//     resulting ConfState, and the region with its new peer list and
+//     conf_ver, in the batch of the applied index.
+//   - A conf change raft refused arrives as an empty entry: raft allows
+//     one unapplied conf change at a time and, instead of returning an
+//     error, appends an empty normal entry in place of a second one. The
+//     applier skips it like a new leader's empty entry; the proposer
+//     (store.Store.AddPeer, RemovePeer) sees that no entry carrying its
+//     tag was appended in the Ready after the proposal and answers
+//     api.ErrConfChangeInProgress (not executed) instead of waiting
+//     forever.
+//   - Never reuse node ids: a raft node id names one peer's votes and log
+//     forever; a store removed and added back under its old id could
+//     vote twice in a term or be sent entries it claims to hold. New ids
+//     come from the region's next_peer_id (raftkvpb.Region), which only
+//     grows and is applied, persisted and snapshotted with the region, so
+//     every replica agrees on it; a store removed and re-added gets a new
+//     id and a fresh snapshot. A destroyed peer leaves a tombstone whose
+//     next_peer_id makes the store ignore messages to the dead id. The
+//     tests number peers apart from stores so that a mix-up shows.
+//   - The removed leader: raft leaves a leader that applied its own
+//     removal leading a group it is not in unless
+//     raft.Config.StepDownOnRemoval is set (off by default); we set it,
+//     and the store destroys the peer right after the apply anyway. Its
+//     last Ready's messages, which carry the removal's commit, go out
+//     before it applies the change; the others elect a new leader (and
+//     commit the entry again if they missed that). Removing the leader
+//     of a two-peer region is refused: the remaining peer may never learn
+//     that the removal committed and cannot win an election without the
+//     removed peer's vote (transfer the leadership first).
+//   - The peer removed while cut off never applies its removal, and no
+//     member sends to it again: it would campaign forever. A member that
+//     gets a message from a peer its region no longer lists, carrying an
+//     older region epoch, answers with a tombstone message and the
+//     store destroys that peer (store.answerRemovedPeer).
+//   - A snapshot older than the last conf change does not list a peer it
+//     added, and raft refuses it on the new peer (and the leader sends it
+//     again): raftstorage regenerates a cached snapshot whose ConfState is
+//     not the current one.
 //   - Proposals can be dropped silently: followers refuse proposals
 //     (DisableProposalForwarding) with NotLeader instead of forwarding
 //     them into the void; a proposal whose entry another leader
@@ -129,7 +161,11 @@
 // in-process transport with real engines (bitcask and lsm each): basic,
 // concurrent clients, an unreliable network, partitions with the leader
 // in the minority, crash and restart (from disk, and with a power cut),
-// snapshot catch-up after log GC, and all of it together. Each records
+// snapshot catch-up after log GC, and all of it together; then
+// membership: a store added under load (caught up by snapshot), a
+// follower and the leader removed, leader transfers, a store removed and
+// re-added (new peer id), refused conf changes, and membership changes
+// amid crashes and an unreliable network. Each records
 // the clients' history and checks it with porcupine; a violation writes
 // porcupine's HTML visualisation under os.TempDir and names the file.
 // `go test -short ./raftkv/...` runs them at CI scale;

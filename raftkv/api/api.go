@@ -14,8 +14,10 @@
 //   - ErrProposalDropped: not executed. Raft refused the proposal, or the
 //     entry that carried it was replaced in the log by another leader's
 //     entry, so it can never apply.
-//   - anything else (ErrTimeout, ErrStopped, a context error, an engine
-//     error): the write may have applied. A client retries it with the same
+//   - ErrConfChangeInProgress: not executed (a membership change, refused
+//     because another one has not applied yet).
+//   - anything else (ErrTimeout, ErrStopped, ErrPeerRemoved, a context
+//     error, an engine error): the write may have applied. A client retries it with the same
 //     client id and seq, and the store applies it at most once.
 //
 // A read has no effect, so any error on a read only means "no answer".
@@ -50,13 +52,18 @@ var ErrNotLeader = errors.New("raftkv: not leader")
 
 // NotLeaderError says the store that got a request does not lead the
 // region: the request was not executed. Leader is the store id of the
-// leader the store knows of (a hint, possibly stale), 0 if none.
+// leader the store knows of (a hint, possibly stale), 0 if none. RegionID
+// 0 means the store holds no region for the request's key at all (it was
+// removed from the region, or not yet added).
 type NotLeaderError struct {
 	RegionID uint64
 	Leader   uint64
 }
 
 func (e *NotLeaderError) Error() string {
+	if e.RegionID == 0 {
+		return "raftkv: not leader: the store holds no region for the key"
+	}
 	if e.Leader == 0 {
 		return fmt.Sprintf("raftkv: region %d: not leader, leader unknown", e.RegionID)
 	}
@@ -81,8 +88,19 @@ var (
 	// it.
 	ErrUnreachable = errors.New("raftkv: store unreachable, not executed")
 	// ErrInvalid says a request is malformed (an empty or reserved key, no
-	// ops, no client id). It was not executed.
+	// ops, no client id), or a membership change makes no sense (adding a
+	// store that already holds a peer, removing the last one). It was not
+	// executed.
 	ErrInvalid = errors.New("raftkv: invalid request")
+	// ErrConfChangeInProgress says a membership change was refused
+	// because the region has another one that has not applied yet (raft
+	// allows one at a time, and turns the refused one into an empty
+	// entry). It was not executed; try again once the other applied.
+	ErrConfChangeInProgress = errors.New("raftkv: another membership change of the region is in progress, not applied")
+	// ErrPeerRemoved says the store's peer of the region was removed from
+	// the region (and destroyed) while the request waited on it. A write
+	// may have applied: the region lives on on other stores.
+	ErrPeerRemoved = errors.New("raftkv: the store's peer was removed from the region, a write may have applied")
 )
 
 // NotExecuted reports whether err tells for sure that a write did not
@@ -90,7 +108,8 @@ var (
 // outcome.
 func NotExecuted(err error) bool {
 	return errors.Is(err, ErrNotLeader) || errors.Is(err, ErrProposalDropped) ||
-		errors.Is(err, ErrUnreachable) || errors.Is(err, ErrInvalid)
+		errors.Is(err, ErrUnreachable) || errors.Is(err, ErrInvalid) ||
+		errors.Is(err, ErrConfChangeInProgress)
 }
 
 // ReservedPrefix starts the user keys raftkv keeps for itself (client

@@ -19,6 +19,15 @@
 // answer names the leader's store, which it tries next; otherwise it goes
 // round the stores, with a short backoff after each miss, until ctx ends.
 //
+// # Membership changes
+//
+// The client needs nothing special when the region's stores change: it
+// asks Cluster.Stores afresh each time it goes round, so a Cluster that
+// learns of a new store (the hook: return it from Stores) is tried at the
+// next miss, and a leader hint naming any store is followed. A store that
+// no longer holds (or does not yet hold) the region answers NotLeader
+// without a hint, a redirect: the client moves on to the next store.
+//
 // # Errors
 //
 // Writes return nil once applied. When ctx ends first, the error wraps
@@ -50,7 +59,10 @@ import (
 
 // Cluster is how a Client reaches the stores.
 type Cluster interface {
-	// Stores returns the ids of the stores a client may try.
+	// Stores returns the ids of the stores a client may try. The client
+	// calls it again every time it looks for a leader, so the list may
+	// change (stores added to or removed from the cluster); stores not
+	// holding the region are harmless, they redirect.
 	Stores() []uint64
 	// Store returns store id's Service, or an error wrapping
 	// api.ErrUnreachable if it cannot be reached now.

@@ -31,13 +31,21 @@ type fakeCluster struct {
 	attempts map[uint64]int // per store
 	loseNext int            // replies the leader loses (after applying)
 	down     map[uint64]bool
+	stores   []uint64 // nil: 1, 2, 3
 }
 
 func newFake() *fakeCluster {
 	return &fakeCluster{leader: 3, hint: 3, data: map[string]string{}, applied: map[uint64]uint64{}, attempts: map[uint64]int{}, down: map[uint64]bool{}}
 }
 
-func (c *fakeCluster) Stores() []uint64 { return []uint64{1, 2, 3} }
+func (c *fakeCluster) Stores() []uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stores != nil {
+		return append([]uint64(nil), c.stores...)
+	}
+	return []uint64{1, 2, 3}
+}
 
 func (c *fakeCluster) Store(id uint64) (api.Service, error) {
 	c.mu.Lock()
@@ -148,5 +156,29 @@ func TestClientGivesUp(t *testing.T) {
 	defer cancel2()
 	if err := cl.Put(ctx2, []byte("a"), []byte("1")); !errors.Is(err, api.ErrTimeout) {
 		t.Fatalf("lost replies: %v, want ErrTimeout (may have applied)", err)
+	}
+}
+
+// TestClientFindsLeaderAfterMembershipChange moves the region off the
+// store the client knows as leader to a store the cluster learnt of
+// later: the old leader and the followers redirect without a hint, and
+// the client, asking the cluster for its stores again, finds the new one.
+func TestClientFindsLeaderAfterMembershipChange(t *testing.T) {
+	c := newFake()
+	cl := client.New(c, &client.Config{Backoff: time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := cl.Put(ctx, []byte("a"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.stores = []uint64{1, 2, 3, 4}
+	c.leader, c.hint = 4, 0
+	c.mu.Unlock()
+	if err := cl.Put(ctx, []byte("a"), []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	if c.attempts[4] != 1 || c.data["a"] != "2" {
+		t.Fatalf("attempts %v, a=%q: want the write applied by the new store 4", c.attempts, c.data["a"])
 	}
 }

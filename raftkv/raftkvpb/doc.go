@@ -2,8 +2,9 @@
 // region metadata (Peer, RegionEpoch, Region), the per-peer states kept in a
 // store's engine (RaftLocalState, RaftApplyState, RegionLocalState), the
 // store-to-store messages (RaftMessage, RaftMessageBatch, the SnapshotChunk
-// stream), client writes as they travel through the raft log (Request, Op)
-// and the Raft gRPC service that carries the store-to-store messages.
+// stream), client writes as they travel through the raft log (Request, Op),
+// the context of membership changes (ConfChangeContext) and the Raft gRPC
+// service that carries the store-to-store messages.
 //
 // raftkv.proto is the source; raftkv.pb.go and raftkv_grpc.pb.go are
 // generated from it by `make proto` (protoc with protoc-gen-go v1.36.12 and

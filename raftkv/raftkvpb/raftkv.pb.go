@@ -130,7 +130,7 @@ func (x Op_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Op_Type.Descriptor instead.
 func (Op_Type) EnumDescriptor() ([]byte, []int) {
-	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{14, 0}
+	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{15, 0}
 }
 
 // Peer is one replica of a region: raft node id `id` living on store
@@ -245,6 +245,12 @@ func (x *RegionEpoch) GetVersion() uint64 {
 // Region is a key range [start_key, end_key) replicated by a raft group. An
 // empty end_key means "to the end of the key space". Keys are user keys,
 // without raftkv's data prefix.
+//
+// next_peer_id is the smallest raft node id the region may still give a
+// new peer: every id below it is in use or was used by a removed peer,
+// and raft node ids are never reused. It only grows, as conf changes
+// apply; 0 (a region bootstrapped without it) means one above the
+// largest id in peers.
 type Region struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -252,6 +258,7 @@ type Region struct {
 	EndKey        []byte                 `protobuf:"bytes,3,opt,name=end_key,json=endKey,proto3" json:"end_key,omitempty"`
 	Epoch         *RegionEpoch           `protobuf:"bytes,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	Peers         []*Peer                `protobuf:"bytes,5,rep,name=peers,proto3" json:"peers,omitempty"`
+	NextPeerId    uint64                 `protobuf:"varint,6,opt,name=next_peer_id,json=nextPeerId,proto3" json:"next_peer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -319,6 +326,13 @@ func (x *Region) GetPeers() []*Peer {
 		return x.Peers
 	}
 	return nil
+}
+
+func (x *Region) GetNextPeerId() uint64 {
+	if x != nil {
+		return x.NextPeerId
+	}
+	return 0
 }
 
 // RaftLocalState is a peer's raft log state, stored under the region's
@@ -517,6 +531,11 @@ func (x *RegionLocalState) GetState() PeerState {
 // RaftMessage wraps one raft message between two peers of a region.
 // cluster_id guards against a store of another cluster; region_epoch lets
 // the receiver drop messages from stale peers.
+//
+// is_tombstone marks a store's answer to a message from a peer that the
+// region removed while it was cut off (its region_epoch is older than the
+// sender's and the sender's region no longer lists it): it carries no raft
+// message, and tells to_peer to destroy itself.
 type RaftMessage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RegionId      uint64                 `protobuf:"varint,1,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
@@ -525,6 +544,7 @@ type RaftMessage struct {
 	RegionEpoch   *RegionEpoch           `protobuf:"bytes,4,opt,name=region_epoch,json=regionEpoch,proto3" json:"region_epoch,omitempty"`
 	ClusterId     uint64                 `protobuf:"varint,5,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	Message       *raftpb.Message        `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	IsTombstone   bool                   `protobuf:"varint,7,opt,name=is_tombstone,json=isTombstone,proto3" json:"is_tombstone,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -599,6 +619,13 @@ func (x *RaftMessage) GetMessage() *raftpb.Message {
 		return x.Message
 	}
 	return nil
+}
+
+func (x *RaftMessage) GetIsTombstone() bool {
+	if x != nil {
+		return x.IsTombstone
+	}
+	return false
 }
 
 // RaftMessageBatch is what one store sends another in one stream message:
@@ -1000,6 +1027,71 @@ func (*Done) Descriptor() ([]byte, []int) {
 	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{13}
 }
 
+// ConfChangeContext is the context of a membership change entry (a
+// raftpb.ConfChangeV2 with one change): peer names the raft node the
+// change adds or removes and its store, so that every replica can update
+// the region's peer list; store_id and proposal_id are the proposing
+// store's tag, as in Request.
+type ConfChangeContext struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peer          *Peer                  `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	StoreId       uint64                 `protobuf:"varint,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	ProposalId    uint64                 `protobuf:"varint,3,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfChangeContext) Reset() {
+	*x = ConfChangeContext{}
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfChangeContext) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfChangeContext) ProtoMessage() {}
+
+func (x *ConfChangeContext) ProtoReflect() protoreflect.Message {
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfChangeContext.ProtoReflect.Descriptor instead.
+func (*ConfChangeContext) Descriptor() ([]byte, []int) {
+	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ConfChangeContext) GetPeer() *Peer {
+	if x != nil {
+		return x.Peer
+	}
+	return nil
+}
+
+func (x *ConfChangeContext) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
+func (x *ConfChangeContext) GetProposalId() uint64 {
+	if x != nil {
+		return x.ProposalId
+	}
+	return 0
+}
+
 // Op is one write of a client Request.
 type Op struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1012,7 +1104,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[14]
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1024,7 +1116,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[14]
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1037,7 +1129,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{14}
+	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Op) GetType() Op_Type {
@@ -1082,7 +1174,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[15]
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1186,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[15]
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1199,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{15}
+	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Request) GetClientId() uint64 {
@@ -1156,13 +1248,15 @@ const file_raftkv_raftkvpb_raftkv_proto_rawDesc = "" +
 	"\bstore_id\x18\x02 \x01(\x04R\astoreId\"B\n" +
 	"\vRegionEpoch\x12\x19\n" +
 	"\bconf_ver\x18\x01 \x01(\x04R\aconfVer\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\"\xa1\x01\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\"\xc3\x01\n" +
 	"\x06Region\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1b\n" +
 	"\tstart_key\x18\x02 \x01(\fR\bstartKey\x12\x17\n" +
 	"\aend_key\x18\x03 \x01(\fR\x06endKey\x12+\n" +
 	"\x05epoch\x18\x04 \x01(\v2\x15.raftkvpb.RegionEpochR\x05epoch\x12$\n" +
-	"\x05peers\x18\x05 \x03(\v2\x0e.raftkvpb.PeerR\x05peers\"~\n" +
+	"\x05peers\x18\x05 \x03(\v2\x0e.raftkvpb.PeerR\x05peers\x12 \n" +
+	"\fnext_peer_id\x18\x06 \x01(\x04R\n" +
+	"nextPeerId\"~\n" +
 	"\x0eRaftLocalState\x120\n" +
 	"\n" +
 	"hard_state\x18\x01 \x01(\v2\x11.raftpb.HardStateR\thardState\x12\x1d\n" +
@@ -1177,7 +1271,7 @@ const file_raftkv_raftkvpb_raftkv_proto_rawDesc = "" +
 	"conf_state\x18\x04 \x01(\v2\x11.raftpb.ConfStateR\tconfState\"g\n" +
 	"\x10RegionLocalState\x12(\n" +
 	"\x06region\x18\x01 \x01(\v2\x10.raftkvpb.RegionR\x06region\x12)\n" +
-	"\x05state\x18\x02 \x01(\x0e2\x13.raftkvpb.PeerStateR\x05state\"\x84\x02\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x13.raftkvpb.PeerStateR\x05state\"\xa7\x02\n" +
 	"\vRaftMessage\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12+\n" +
 	"\tfrom_peer\x18\x02 \x01(\v2\x0e.raftkvpb.PeerR\bfromPeer\x12'\n" +
@@ -1185,7 +1279,8 @@ const file_raftkv_raftkvpb_raftkv_proto_rawDesc = "" +
 	"\fregion_epoch\x18\x04 \x01(\v2\x15.raftkvpb.RegionEpochR\vregionEpoch\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x05 \x01(\x04R\tclusterId\x12)\n" +
-	"\amessage\x18\x06 \x01(\v2\x0f.raftpb.MessageR\amessage\"=\n" +
+	"\amessage\x18\x06 \x01(\v2\x0f.raftpb.MessageR\amessage\x12!\n" +
+	"\fis_tombstone\x18\a \x01(\bR\visTombstone\"=\n" +
 	"\x10RaftMessageBatch\x12)\n" +
 	"\x04msgs\x18\x01 \x03(\v2\x15.raftkvpb.RaftMessageR\x04msgs\"\xa6\x01\n" +
 	"\x0eSnapshotHeader\x12/\n" +
@@ -1206,7 +1301,12 @@ const file_raftkv_raftkvpb_raftkv_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x01(\v2\x16.raftkvpb.SnapshotDataH\x00R\x04data\x122\n" +
 	"\x06footer\x18\x03 \x01(\v2\x18.raftkvpb.SnapshotFooterH\x00R\x06footerB\a\n" +
 	"\x05chunk\"\x06\n" +
-	"\x04Done\"p\n" +
+	"\x04Done\"s\n" +
+	"\x11ConfChangeContext\x12\"\n" +
+	"\x04peer\x18\x01 \x01(\v2\x0e.raftkvpb.PeerR\x04peer\x12\x19\n" +
+	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x12\x1f\n" +
+	"\vproposal_id\x18\x03 \x01(\x04R\n" +
+	"proposalId\"p\n" +
 	"\x02Op\x12%\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x11.raftkvpb.Op.TypeR\x04type\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
@@ -1243,41 +1343,42 @@ func file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP() []byte {
 }
 
 var file_raftkv_raftkvpb_raftkv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_raftkv_raftkvpb_raftkv_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_raftkv_raftkvpb_raftkv_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_raftkv_raftkvpb_raftkv_proto_goTypes = []any{
-	(PeerState)(0),           // 0: raftkvpb.PeerState
-	(Op_Type)(0),             // 1: raftkvpb.Op.Type
-	(*Peer)(nil),             // 2: raftkvpb.Peer
-	(*RegionEpoch)(nil),      // 3: raftkvpb.RegionEpoch
-	(*Region)(nil),           // 4: raftkvpb.Region
-	(*RaftLocalState)(nil),   // 5: raftkvpb.RaftLocalState
-	(*RaftApplyState)(nil),   // 6: raftkvpb.RaftApplyState
-	(*RegionLocalState)(nil), // 7: raftkvpb.RegionLocalState
-	(*RaftMessage)(nil),      // 8: raftkvpb.RaftMessage
-	(*RaftMessageBatch)(nil), // 9: raftkvpb.RaftMessageBatch
-	(*SnapshotHeader)(nil),   // 10: raftkvpb.SnapshotHeader
-	(*KeyValue)(nil),         // 11: raftkvpb.KeyValue
-	(*SnapshotData)(nil),     // 12: raftkvpb.SnapshotData
-	(*SnapshotFooter)(nil),   // 13: raftkvpb.SnapshotFooter
-	(*SnapshotChunk)(nil),    // 14: raftkvpb.SnapshotChunk
-	(*Done)(nil),             // 15: raftkvpb.Done
-	(*Op)(nil),               // 16: raftkvpb.Op
-	(*Request)(nil),          // 17: raftkvpb.Request
-	(*raftpb.HardState)(nil), // 18: raftpb.HardState
-	(*raftpb.ConfState)(nil), // 19: raftpb.ConfState
-	(*raftpb.Message)(nil),   // 20: raftpb.Message
+	(PeerState)(0),            // 0: raftkvpb.PeerState
+	(Op_Type)(0),              // 1: raftkvpb.Op.Type
+	(*Peer)(nil),              // 2: raftkvpb.Peer
+	(*RegionEpoch)(nil),       // 3: raftkvpb.RegionEpoch
+	(*Region)(nil),            // 4: raftkvpb.Region
+	(*RaftLocalState)(nil),    // 5: raftkvpb.RaftLocalState
+	(*RaftApplyState)(nil),    // 6: raftkvpb.RaftApplyState
+	(*RegionLocalState)(nil),  // 7: raftkvpb.RegionLocalState
+	(*RaftMessage)(nil),       // 8: raftkvpb.RaftMessage
+	(*RaftMessageBatch)(nil),  // 9: raftkvpb.RaftMessageBatch
+	(*SnapshotHeader)(nil),    // 10: raftkvpb.SnapshotHeader
+	(*KeyValue)(nil),          // 11: raftkvpb.KeyValue
+	(*SnapshotData)(nil),      // 12: raftkvpb.SnapshotData
+	(*SnapshotFooter)(nil),    // 13: raftkvpb.SnapshotFooter
+	(*SnapshotChunk)(nil),     // 14: raftkvpb.SnapshotChunk
+	(*Done)(nil),              // 15: raftkvpb.Done
+	(*ConfChangeContext)(nil), // 16: raftkvpb.ConfChangeContext
+	(*Op)(nil),                // 17: raftkvpb.Op
+	(*Request)(nil),           // 18: raftkvpb.Request
+	(*raftpb.HardState)(nil),  // 19: raftpb.HardState
+	(*raftpb.ConfState)(nil),  // 20: raftpb.ConfState
+	(*raftpb.Message)(nil),    // 21: raftpb.Message
 }
 var file_raftkv_raftkvpb_raftkv_proto_depIdxs = []int32{
 	3,  // 0: raftkvpb.Region.epoch:type_name -> raftkvpb.RegionEpoch
 	2,  // 1: raftkvpb.Region.peers:type_name -> raftkvpb.Peer
-	18, // 2: raftkvpb.RaftLocalState.hard_state:type_name -> raftpb.HardState
-	19, // 3: raftkvpb.RaftApplyState.conf_state:type_name -> raftpb.ConfState
+	19, // 2: raftkvpb.RaftLocalState.hard_state:type_name -> raftpb.HardState
+	20, // 3: raftkvpb.RaftApplyState.conf_state:type_name -> raftpb.ConfState
 	4,  // 4: raftkvpb.RegionLocalState.region:type_name -> raftkvpb.Region
 	0,  // 5: raftkvpb.RegionLocalState.state:type_name -> raftkvpb.PeerState
 	2,  // 6: raftkvpb.RaftMessage.from_peer:type_name -> raftkvpb.Peer
 	2,  // 7: raftkvpb.RaftMessage.to_peer:type_name -> raftkvpb.Peer
 	3,  // 8: raftkvpb.RaftMessage.region_epoch:type_name -> raftkvpb.RegionEpoch
-	20, // 9: raftkvpb.RaftMessage.message:type_name -> raftpb.Message
+	21, // 9: raftkvpb.RaftMessage.message:type_name -> raftpb.Message
 	8,  // 10: raftkvpb.RaftMessageBatch.msgs:type_name -> raftkvpb.RaftMessage
 	8,  // 11: raftkvpb.SnapshotHeader.message:type_name -> raftkvpb.RaftMessage
 	4,  // 12: raftkvpb.SnapshotHeader.region:type_name -> raftkvpb.Region
@@ -1286,17 +1387,18 @@ var file_raftkv_raftkvpb_raftkv_proto_depIdxs = []int32{
 	10, // 15: raftkvpb.SnapshotChunk.header:type_name -> raftkvpb.SnapshotHeader
 	12, // 16: raftkvpb.SnapshotChunk.data:type_name -> raftkvpb.SnapshotData
 	13, // 17: raftkvpb.SnapshotChunk.footer:type_name -> raftkvpb.SnapshotFooter
-	1,  // 18: raftkvpb.Op.type:type_name -> raftkvpb.Op.Type
-	16, // 19: raftkvpb.Request.ops:type_name -> raftkvpb.Op
-	9,  // 20: raftkvpb.Raft.Send:input_type -> raftkvpb.RaftMessageBatch
-	14, // 21: raftkvpb.Raft.Snapshot:input_type -> raftkvpb.SnapshotChunk
-	15, // 22: raftkvpb.Raft.Send:output_type -> raftkvpb.Done
-	15, // 23: raftkvpb.Raft.Snapshot:output_type -> raftkvpb.Done
-	22, // [22:24] is the sub-list for method output_type
-	20, // [20:22] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	2,  // 18: raftkvpb.ConfChangeContext.peer:type_name -> raftkvpb.Peer
+	1,  // 19: raftkvpb.Op.type:type_name -> raftkvpb.Op.Type
+	17, // 20: raftkvpb.Request.ops:type_name -> raftkvpb.Op
+	9,  // 21: raftkvpb.Raft.Send:input_type -> raftkvpb.RaftMessageBatch
+	14, // 22: raftkvpb.Raft.Snapshot:input_type -> raftkvpb.SnapshotChunk
+	15, // 23: raftkvpb.Raft.Send:output_type -> raftkvpb.Done
+	15, // 24: raftkvpb.Raft.Snapshot:output_type -> raftkvpb.Done
+	23, // [23:25] is the sub-list for method output_type
+	21, // [21:23] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_raftkv_raftkvpb_raftkv_proto_init() }
@@ -1315,7 +1417,7 @@ func file_raftkv_raftkvpb_raftkv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftkv_raftkvpb_raftkv_proto_rawDesc), len(file_raftkv_raftkvpb_raftkv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

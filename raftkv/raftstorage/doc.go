@@ -44,11 +44,18 @@
 // metadata; that is how peers added later, or created for a region born
 // from a split, get their data.
 //
+// A peer removed from its region is destroyed (Update.Destroy): its log,
+// raft and apply states and data go, and its region state becomes a
+// Tombstone whose region's next_peer_id says which peer ids of the region
+// are dead on this store. A newer peer of the region, created over the
+// tombstone and waiting for its snapshot, may have voted: Open accepts a
+// hard state (without log) beside a tombstone.
+//
 // # Writing: two phases
 //
 // Writes go through an Update: NewUpdate(wb) copies the states; Append,
-// SetHardState, SetApplied, SetConfState, CompactTo, ApplySnapshot and
-// Bootstrap add engine writes to wb and change the copy; the caller
+// SetHardState, SetApplied, SetConfState, SetRegion, CompactTo,
+// ApplySnapshot, Bootstrap and Destroy add engine writes to wb and change the copy; the caller
 // writes wb (one engine.Write with Sync for all peers of the store per
 // round); only then does Update.Commit install the copy. If the write
 // fails, the Update is dropped and the Storage still matches the engine:

@@ -50,12 +50,17 @@ type RegionSnapshot struct {
 // marshalled raftkvpb.SnapshotHeader (region and apply state, no
 // message), so the receiver learns the region from the raft message alone
 // (SnapshotHeaderOf); the region's data travels separately, streamed from
-// AcquireSnapshot(index). An uninitialized peer returns
-// raft.ErrSnapshotTemporarilyUnavailable.
+// AcquireSnapshot(index). An uninitialized or destroyed peer returns
+// raft.ErrSnapshotTemporarilyUnavailable. A snapshot whose ConfState is
+// not the current one (a conf change applied since) is replaced too.
 func (s *Storage) Snapshot() (*raftpb.Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.snap == nil || s.snap.meta.GetIndex() < s.applyState.GetTruncatedIndex() {
+	// NB: a snapshot taken before the last conf change applied is
+	// regenerated too: sent to a peer added by that change, it would not
+	// list the peer, and raft would refuse it (and be sent it again).
+	if s.snap == nil || s.snap.meta.GetIndex() < s.applyState.GetTruncatedIndex() ||
+		!sameConfState(s.snap.meta.GetConfState(), s.applyState.GetConfState()) {
 		rs, err := s.generateLocked()
 		if err != nil {
 			return nil, err
@@ -72,10 +77,22 @@ func (s *Storage) Snapshot() (*raftpb.Snapshot, error) {
 	return &raftpb.Snapshot{Metadata: proto.CloneOf(s.snap.meta), Data: data}, nil
 }
 
+// sameConfState reports whether a and b are the same membership; nil is
+// the empty one.
+func sameConfState(a, b *raftpb.ConfState) bool {
+	if a == nil {
+		a = &raftpb.ConfState{}
+	}
+	if b == nil {
+		b = &raftpb.ConfState{}
+	}
+	return proto.Equal(a, b)
+}
+
 // generateLocked takes an engine snapshot and reads the snapshot's states
 // from it.
 func (s *Storage) generateLocked() (*RegionSnapshot, error) {
-	if s.region == nil {
+	if s.region == nil || s.region.GetState() == raftkvpb.PeerState_Tombstone {
 		return nil, raft.ErrSnapshotTemporarilyUnavailable
 	}
 	snap, err := s.engine.NewSnapshot()

@@ -145,8 +145,14 @@ func (s *Storage) check(rs *raftkvpb.RaftLocalState, hasRaft bool, as *raftkvpb.
 		if got := region.GetRegion().GetId(); got != id {
 			return corruptf(id, RegionStateKey(id), "region state is of region %d", got)
 		}
-		if region.GetState() == raftkvpb.PeerState_Tombstone && !hasRaft && !hasApply {
-			// A destroyed peer keeps only its tombstone.
+		if region.GetState() == raftkvpb.PeerState_Tombstone && !hasApply {
+			// A destroyed peer keeps only its tombstone. A newer peer of
+			// the region, created on this store by a message and not yet
+			// given a snapshot, may have voted since: a hard state, but
+			// no log.
+			if hasRaft && (rs.GetLastIndex() != 0 || rs.GetHardState().GetCommit() != 0) {
+				return corruptf(id, rsKey, "raft log (last index %d, commit %d) beside a tombstone", rs.GetLastIndex(), rs.GetHardState().GetCommit())
+			}
 			return nil
 		}
 		if !hasRaft {
@@ -259,16 +265,17 @@ func (s *Storage) RegionID() uint64 { return s.regionID }
 // written to.
 func (s *Storage) Engine() kvs.Engine { return s.engine }
 
-// Initialized reports whether the peer has a region: it was bootstrapped
-// or has applied a snapshot. An uninitialized peer has an empty log.
+// Initialized reports whether the peer has a live region: it was
+// bootstrapped or has applied a snapshot, and was not destroyed since. An
+// uninitialized peer has an empty log.
 func (s *Storage) Initialized() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.region != nil
+	return s.region != nil && s.region.GetState() != raftkvpb.PeerState_Tombstone
 }
 
 // RegionState returns a copy of the peer's region state, or nil if the
-// peer has no region yet.
+// peer has no region yet. A destroyed peer's state is a Tombstone.
 func (s *Storage) RegionState() *raftkvpb.RegionLocalState {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -373,3 +373,59 @@ func (u *Update) Commit() error {
 	}
 	return nil
 }
+
+// Destroy removes the peer from the store: every log entry, the raft
+// state and the apply state are deleted, and, if deleteData, every key of
+// the data range of the peer's region; the region state becomes a
+// Tombstone holding tombstone, the region as the peer last knew it (its
+// NextPeerId tells which peer ids of the region are dead on this store).
+// An uninitialized peer has no data: pass deleteData false. The keys are
+// found by iterating the engine, so put nothing else for this region's
+// keys into wb. After Commit the Storage is that of a destroyed peer;
+// Open shows only the tombstone.
+func (u *Update) Destroy(tombstone *raftkvpb.Region, deleteData bool) error {
+	s := u.s
+	if tombstone.GetId() != s.regionID {
+		return u.errorf("destroy with region %d", tombstone.GetId())
+	}
+	var keys [][]byte
+	collect := func(lower, upper []byte) error {
+		it, err := s.engine.NewIter(&kvs.IterOptions{LowerBound: lower, UpperBound: upper})
+		if err != nil {
+			return u.errorf("destroy: %v", err)
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			keys = append(keys, clone(it.Key()))
+		}
+		if err := it.Close(); err != nil {
+			return u.errorf("destroy: %v", err)
+		}
+		return nil
+	}
+	// The whole raft prefix of the region: log entries, raft and apply
+	// state.
+	prefix := regionRaftPrefix(s.regionID)
+	if err := collect(prefix, append(clone(prefix), 0xff)); err != nil {
+		return err
+	}
+	if deleteData && u.region != nil {
+		lower, upper := DataRange(u.region.GetRegion().GetStartKey(), u.region.GetRegion().GetEndKey())
+		if err := collect(lower, upper); err != nil {
+			return err
+		}
+	}
+	// NB: all reads are done before the first write to wb, so an error
+	// leaves the batch as it was.
+	for _, k := range keys {
+		u.wb.Delete(k)
+	}
+	u.wb.Delete(RaftStateKey(s.regionID))
+	u.wb.Delete(ApplyStateKey(s.regionID))
+	u.raftState = &raftkvpb.RaftLocalState{}
+	u.applyState = &raftkvpb.RaftApplyState{}
+	u.region = &raftkvpb.RegionLocalState{Region: proto.CloneOf(tombstone), State: raftkvpb.PeerState_Tombstone}
+	u.dirty[partRaft], u.dirty[partApply] = true, true
+	u.truncated = true
+	u.setRegionState()
+	return nil
+}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/kvs-lab/kvs"
@@ -87,7 +88,7 @@ func TestApplyEveryCommittedEntryKind(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := s.apply(p, ents); err != nil {
+	if _, err := s.apply(p, ents); err != nil {
 		t.Fatal(err)
 	}
 	if got := p.st.AppliedIndex(); got != last {
@@ -116,4 +117,78 @@ func TestApplyEveryCommittedEntryKind(t *testing.T) {
 	}
 	defer reopened.Close()
 	check("after reopen", reopened)
+}
+
+// TestRemovedPeerDestroyedAtOpen applies the removal of the store's own
+// peer and stops before destroying it (a crash between the apply and the
+// destroy): the next New finds a region that no longer lists the store,
+// finishes the destroy (a tombstone, no data) and starts without the
+// peer.
+func TestRemovedPeerDestroyedAtOpen(t *testing.T) {
+	eng, err := kvs.Open("lsm", t.TempDir(), &kvs.Options{Logger: kvs.DiscardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	region := &raftkvpb.Region{Id: 1, Epoch: &raftkvpb.RegionEpoch{ConfVer: 1, Version: 1},
+		Peers: []*raftkvpb.Peer{{Id: 101, StoreId: 1}, {Id: 102, StoreId: 2}, {Id: 103, StoreId: 3}}}
+	if err := Bootstrap(eng, region); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Put(raftstorage.DataKey([]byte("k")), []byte("v"), kvs.Sync); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{StoreID: 1, Engine: eng, Transport: transport.NewNetwork(1).Transport(1), Logger: kvs.DiscardLogger()}
+	c, err := cfg.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Store{cfg: c, id: 1, eng: eng, peers: map[uint64]*peer{}, tombstones: map[uint64]uint64{}}
+	p, err := s.openPeer(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remove, err := proto.Marshal(&raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: u64(101)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents := []*raftpb.Entry{{Type: raftpb.EntryConfChangeV2.Enum(), Term: u64(6), Index: u64(raftstorage.InitIndex + 1), Data: remove}}
+	wb := new(kvs.Batch)
+	u := p.st.NewUpdate(wb)
+	if err := u.Append(ents); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.SetHardState(&raftpb.HardState{Term: u64(6), Commit: u64(raftstorage.InitIndex + 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Write(wb, kvs.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := s.apply(p, ents); err != nil || !removed {
+		t.Fatalf("apply of the own removal: removed %v, %v", removed, err)
+	}
+	_ = p.st.Close()
+
+	st, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Stop()
+	if got := st.Status(); len(got) != 0 {
+		t.Errorf("store runs %v, want no peer", got)
+	}
+	rs, err := raftstorage.Open(eng, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	if r := rs.RegionState(); r.GetState() != raftkvpb.PeerState_Tombstone || r.GetRegion().GetNextPeerId() != 104 {
+		t.Errorf("region state %v; want a tombstone with next peer id 104", r)
+	}
+	if _, err := eng.Get(raftstorage.DataKey([]byte("k"))); !errors.Is(err, kvs.ErrNotFound) {
+		t.Errorf("data left after the destroy: %v", err)
+	}
 }

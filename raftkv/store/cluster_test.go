@@ -123,6 +123,37 @@ func (c *cluster) openEngine(id uint64) kvs.Engine {
 	return eng
 }
 
+// addStore starts a new, empty store (no region bootstrapped) and returns
+// its id. It joins a region only through a conf change.
+func (c *cluster) addStore() uint64 {
+	c.t.Helper()
+	c.mu.Lock()
+	id := uint64(len(c.dirs) + 1)
+	c.mu.Unlock()
+	if c.opts.powerLoss {
+		c.fss[id] = vfs.NewMem()
+		c.setDir(id, "/store")
+	} else {
+		c.setDir(id, c.t.TempDir())
+	}
+	c.engs[id] = c.openEngine(id)
+	c.startStore(id)
+	return id
+}
+
+func (c *cluster) setDir(id uint64, dir string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dirs[id] = dir
+}
+
+// storeByID returns running store id, nil if it is down.
+func (c *cluster) storeByID(id uint64) *store.Store {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stores[id]
+}
+
 func (c *cluster) startStore(id uint64) {
 	c.t.Helper()
 	s, err := store.New(store.Config{
@@ -226,8 +257,12 @@ func (c *cluster) shutdown() {
 	c.net.Close()
 }
 
-// Stores implements client.Cluster.
+// Stores implements client.Cluster: every store the test started, in
+// the region or not (a client finds the leader among them; stores added
+// later show up at the client's next try).
 func (c *cluster) Stores() []uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	ids := make([]uint64, 0, len(c.dirs))
 	for id := range c.dirs {
 		ids = append(ids, id)
@@ -295,37 +330,41 @@ func (c *cluster) status(id uint64) store.RegionStatus {
 	return store.RegionStatus{}
 }
 
-// waitConverged waits until every running store has applied the same
+// waitConverged waits until every running store that holds a peer of
+// the region (as the leader's region lists them) has applied the same
 // index, then checks that their region data (user keys and client
 // sessions) is identical: the replicas are copies of one state machine.
+// Stores outside the region are left out.
 func (c *cluster) waitConverged(timeout time.Duration) {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
+	var members []uint64
 	for {
 		var applied []uint64
-		for _, id := range c.Stores() {
-			if c.up(id) {
-				applied = append(applied, c.status(id).Applied)
+		members = nil
+		if l := c.leader(0); l != 0 {
+			for _, pe := range c.status(l).Region.GetPeers() {
+				if id := pe.GetStoreId(); c.up(id) {
+					members = append(members, id)
+					applied = append(applied, c.status(id).Applied)
+				}
 			}
 		}
 		same := len(applied) > 0
 		for _, a := range applied {
 			same = same && a == applied[0]
 		}
-		if same && c.leader(0) != 0 {
+		if same {
 			break
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("replicas did not converge in %v: applied %v", timeout, applied)
+			c.t.Fatalf("replicas did not converge in %v: stores %v applied %v", timeout, members, applied)
 		}
 		time.Sleep(tickInterval)
 	}
 	var ref map[string]string
 	var refID uint64
-	for _, id := range c.Stores() {
-		if !c.up(id) {
-			continue
-		}
+	for _, id := range members {
 		got := c.data(id)
 		if ref == nil {
 			ref, refID = got, id

@@ -27,12 +27,39 @@
 // # Requests
 //
 // Store implements api.Service. A write goes to the region's leader only
-// (a follower answers *api.NotLeaderError with the leader's store id); the
-// waiting caller is answered when the entry applies, with
+// (a follower answers *api.NotLeaderError with the leader's store id, a
+// store without the region one without a hint); the waiting caller is
+// answered when the entry applies, with
 // api.ErrProposalDropped if another leader overwrote it, and with
 // api.ErrTimeout when its context ends first (the write may still apply).
 // Reads wait for their ReadIndex and then read the engine, which the loop
 // alone writes, so it holds exactly the state as of the applied index.
+//
+// # Membership
+//
+// AddPeer, RemovePeer and TransferLeader change a region's membership on
+// its leader (membership.go). A change is a ConfChangeV2 with one change
+// (no joint consensus) whose context (raftkvpb.ConfChangeContext) names
+// the peer and tags the proposal; raft allows one unapplied change at a
+// time and turns a second into an empty entry, which the store notices
+// after the round's Readies and answers with api.ErrConfChangeInProgress.
+// Every replica applies a committed change to raft (ApplyConfChange) and
+// to the region (peers, conf_ver+1, next_peer_id) in the batch of its
+// applied index.
+//
+// Peer ids come from the region's next_peer_id, so they are never reused.
+// A peer's life on a store:
+//
+//	created    a raft message from the right cluster names this store and
+//	           a peer id the store has not seen die: an uninitialized peer
+//	           (no log, no data, no region) that the leader catches up by
+//	           snapshot
+//	live       bootstrapped, or initialized by that snapshot
+//	destroyed  it applied its own removal, or a message names a newer peer
+//	           of the region on this store: log, states and data deleted
+//	           and a Tombstone region state written, in one synced batch;
+//	           the tombstone's next_peer_id keeps messages to the dead id
+//	           (and older ones) from creating it again
 //
 // # Starting and stopping
 //

@@ -26,9 +26,20 @@ var _ raft.Logger = (*logrus.Entry)(nil)
 type peer struct {
 	regionID uint64
 	id       uint64 // raft node id
-	region   *raftkvpb.Region
-	st       *raftstorage.Storage
-	rn       *raft.RawNode
+	// region is the region as of the applied index; nil while the peer
+	// is uninitialized. It is replaced, never modified in place (Status
+	// shares it).
+	region *raftkvpb.Region
+	st     *raftstorage.Storage
+	rn     *raft.RawNode
+	// stores maps the raft ids of the peers this one heard from to their
+	// stores: an uninitialized peer has no region to look them up in.
+	stores map[uint64]uint64
+	// transfer is the leadership transfer under way, if any.
+	transfer *transfer
+	// destroyed is set once the peer was removed and destroyed; the
+	// rest of the round must leave it alone.
+	destroyed bool
 
 	proposals map[uint64]*proposal // by proposal id
 	reads     []*readReq           // in ReadIndex order
@@ -50,19 +61,29 @@ func (s *Store) openPeer(regionID uint64) (*peer, error) {
 	}
 	rs := st.RegionState()
 	if rs == nil || rs.GetState() == raftkvpb.PeerState_Tombstone {
+		if rs != nil && s.tombstones != nil {
+			s.tombstones[regionID] = nextPeerID(rs.GetRegion())
+		}
 		_ = st.Close()
 		return nil, nil
 	}
-	var id uint64
-	for _, pe := range rs.GetRegion().GetPeers() {
-		if pe.GetStoreId() == s.id {
-			id = pe.GetId()
-		}
+	pe := peerOnStore(rs.GetRegion(), s.id)
+	if pe == nil {
+		// The peer applied its own removal (the region no longer lists
+		// it) and the store stopped before destroying it: finish that.
+		// (The region's next peer id is above the removed peer's.)
+		return nil, s.destroyPeer(&peer{regionID: regionID, region: rs.GetRegion(), st: st})
 	}
-	if id == 0 {
-		_ = st.Close()
-		return nil, fmt.Errorf("store %d: region %d lists no peer on this store", s.id, regionID)
+	p, err := s.newPeer(st, regionID, pe.GetId())
+	if err != nil {
+		return nil, err
 	}
+	p.region = rs.GetRegion()
+	return p, nil
+}
+
+// newPeer starts the raft node of peer id of region regionID over st.
+func (s *Store) newPeer(st *raftstorage.Storage, regionID, id uint64) (*peer, error) {
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:            id,
 		ElectionTick:  s.cfg.ElectionTick,
@@ -79,29 +100,35 @@ func (s *Store) openPeer(regionID uint64) (*peer, error) {
 		// forwarded proposal can vanish without a word, a refused one
 		// becomes a NotLeader the client acts on.
 		DisableProposalForwarding: true,
-		Logger:                    s.cfg.Logger.WithField("region", regionID),
+		// Trap: without it, a leader that applied its own removal stays
+		// leader of a group it is no longer part of. (The store destroys
+		// such a peer right away, but raft should not rely on that.)
+		StepDownOnRemoval: true,
+		Logger:            s.cfg.Logger.WithField("region", regionID),
 	})
 	if err != nil {
 		_ = st.Close()
 		return nil, fmt.Errorf("store %d: region %d: %w", s.id, regionID, err)
 	}
-	return &peer{regionID: regionID, id: id, region: rs.GetRegion(), st: st, rn: rn, proposals: map[uint64]*proposal{}}, nil
+	return &peer{regionID: regionID, id: id, st: st, rn: rn, proposals: map[uint64]*proposal{}, stores: map[uint64]uint64{}}, nil
 }
 
-// contains reports whether key is in the peer's region.
+// contains reports whether key is in the peer's region; never for an
+// uninitialized peer, which holds no data yet.
 func (p *peer) contains(key []byte) bool {
-	return bytes.Compare(key, p.region.GetStartKey()) >= 0 &&
+	return p.region != nil && bytes.Compare(key, p.region.GetStartKey()) >= 0 &&
 		(len(p.region.GetEndKey()) == 0 || bytes.Compare(key, p.region.GetEndKey()) < 0)
 }
 
-// storeOf returns the store id of raft node id in the region, 0 if unknown.
+// storeOf returns the store id of raft node id: from the region, else
+// from the messages the peer got; 0 if unknown.
 func (p *peer) storeOf(id uint64) uint64 {
 	for _, pe := range p.region.GetPeers() {
 		if pe.GetId() == id {
 			return pe.GetStoreId()
 		}
 	}
-	return 0
+	return p.stores[id]
 }
 
 // notLeader returns a *api.NotLeaderError with the leader hint if the
@@ -176,8 +203,18 @@ func (s *Store) handleReadies() (bool, error) {
 	var unreachable []report
 	s.send(ps, &unreachable)
 	for _, x := range ps {
-		if err := s.apply(x.p, x.rd.CommittedEntries); err != nil {
+		removed, err := s.apply(x.p, x.rd.CommittedEntries)
+		if err != nil {
 			return false, err
+		}
+		if removed {
+			// The peer applied its own removal. Its messages of this
+			// Ready went out above (the commit of the removal among
+			// them), so the remaining peers can go on without it.
+			if err := s.destroyPeer(x.p); err != nil {
+				return false, err
+			}
+			continue
 		}
 		x.p.noteReadStates(x.rd.ReadStates)
 		if x.rd.SoftState != nil && x.rd.SoftState.RaftState != raft.StateLeader {
@@ -185,7 +222,9 @@ func (s *Store) handleReadies() (bool, error) {
 		}
 	}
 	for _, x := range ps {
-		x.p.rn.Advance(x.rd)
+		if !x.p.destroyed {
+			x.p.rn.Advance(x.rd)
+		}
 	}
 	for _, r := range unreachable {
 		if p := s.peers[r.regionID]; p != nil {
@@ -193,6 +232,9 @@ func (s *Store) handleReadies() (bool, error) {
 		}
 	}
 	for _, x := range ps {
+		if x.p.destroyed {
+			continue
+		}
 		s.serveReads(x.p)
 		if err := s.maybeGC(x.p); err != nil {
 			return false, err
@@ -240,14 +282,27 @@ func (p *peer) noteAppended(ents []*raftpb.Entry, storeID uint64) {
 		return
 	}
 	for _, e := range ents {
-		if e.GetType() != raftpb.EntryNormal || len(e.GetData()) == 0 {
+		var store, id uint64
+		switch {
+		case e.GetType() == raftpb.EntryNormal && len(e.GetData()) > 0:
+			req := &raftkvpb.Request{}
+			if proto.Unmarshal(e.GetData(), req) != nil {
+				continue
+			}
+			store, id = req.GetStoreId(), req.GetProposalId()
+		case e.GetType() == raftpb.EntryConfChangeV2:
+			ctx := confChangeContext(e)
+			store, id = ctx.GetStoreId(), ctx.GetProposalId()
+		default:
+			// NB: a conf change raft refused is appended as an empty
+			// normal entry; round() answers its proposal once the Ready
+			// that carried the append is handled (settleConfProposals).
 			continue
 		}
-		req := &raftkvpb.Request{}
-		if proto.Unmarshal(e.GetData(), req) != nil || req.GetStoreId() != storeID {
+		if store != storeID {
 			continue
 		}
-		if pr := p.proposals[req.GetProposalId()]; pr != nil {
+		if pr := p.proposals[id]; pr != nil {
 			pr.index, pr.term = e.GetIndex(), e.GetTerm()
 		}
 	}
@@ -338,10 +393,12 @@ func sessionKey(clientID uint64) []byte {
 
 // apply applies committed entries: client writes (at most once per client
 // seq), conf changes, and empty entries, then records the applied index,
-// all in one batch. Waiting proposals are answered after the write.
-func (s *Store) apply(p *peer, ents []*raftpb.Entry) error {
+// all in one batch. Waiting proposals are answered after the write. If an
+// entry removes the peer itself, apply stops after it and reports
+// removed: the caller destroys the peer.
+func (s *Store) apply(p *peer, ents []*raftpb.Entry) (removed bool, err error) {
 	if len(ents) == 0 {
-		return nil
+		return false, nil
 	}
 	wb := new(kvs.Batch)
 	u := p.st.NewUpdate(wb)
@@ -368,7 +425,14 @@ func (s *Store) apply(p *peer, ents []*raftpb.Entry) error {
 	}
 	var answers []answer
 	regionChanged := false
+	var last uint64
 	for _, e := range ents {
+		if removed {
+			// Entries after the peer's own removal: the peer is about to
+			// be destroyed, with its data; the other peers apply them.
+			break
+		}
+		last = e.GetIndex()
 		// A proposal waiting at this index whose entry is not this one
 		// was overwritten by another leader (§5.3): it can never apply.
 		for id, pr := range p.proposals {
@@ -389,11 +453,11 @@ func (s *Store) apply(p *peer, ents []*raftpb.Entry) error {
 				s.cfg.Logger.Errorf("region %d: entry %d is not a request, skipped: %v", p.regionID, e.GetIndex(), err)
 				continue
 			}
-			last, err := lastSeq(req.GetClientId())
+			lastApplied, err := lastSeq(req.GetClientId())
 			if err != nil {
-				return err
+				return false, err
 			}
-			if req.GetSeq() > last {
+			if req.GetSeq() > lastApplied {
 				for _, op := range req.GetOps() {
 					switch op.GetType() {
 					case raftkvpb.Op_Put:
@@ -419,40 +483,50 @@ func (s *Store) apply(p *peer, ents []*raftpb.Entry) error {
 			// of the membership stalls.
 			cs, changed, err := s.applyConfChange(p, e)
 			if err != nil {
-				return err
+				return false, err
 			}
 			u.SetConfState(cs)
 			regionChanged = regionChanged || changed
+			removed = changed && regionPeer(p.region, p.id) == nil
+			ctx := confChangeContext(e)
+			if ctx.GetStoreId() == s.id {
+				if pr := p.proposals[ctx.GetProposalId()]; pr != nil && pr.conf != nil {
+					answers = append(answers, answer{pr, nil})
+					delete(p.proposals, ctx.GetProposalId())
+				}
+			}
 		}
 	}
 	if regionChanged {
 		if err := u.SetRegion(p.region, raftkvpb.PeerState_Normal); err != nil {
-			return err
+			return false, err
 		}
 	}
-	if err := u.SetApplied(ents[len(ents)-1].GetIndex()); err != nil {
-		return err
+	if err := u.SetApplied(last); err != nil {
+		return false, err
 	}
 	// NB: no sync: the entries are durable in the log, and after a crash
 	// raft hands back whatever the engine lost (from Config.Applied on).
 	// Both engines keep writes in order, so a later synced write makes
 	// this one durable too.
 	if err := s.eng.Write(wb, kvs.NoSync); err != nil {
-		return fmt.Errorf("%w: apply: %w", errEngine, err)
+		return false, fmt.Errorf("%w: apply: %w", errEngine, err)
 	}
 	if err := u.Commit(); err != nil {
-		return err
+		return false, err
 	}
 	for _, a := range answers {
 		a.pr.done <- a.err
 	}
-	return nil
+	return removed, nil
 }
 
 // applyConfChange applies a conf change entry to raft and the region's
-// peer list. A change's Context may carry the raftkvpb.Peer it adds, so
-// every replica learns the new peer's store. It reports whether the
-// region changed.
+// peer list. The change's Context (a raftkvpb.ConfChangeContext) names
+// the peer a change adds, so every replica learns the new peer's store.
+// Every change that touches the region raises its conf_ver and keeps its
+// next_peer_id above every id ever used. It reports whether the region
+// changed.
 func (s *Store) applyConfChange(p *peer, e *raftpb.Entry) (*raftpb.ConfState, bool, error) {
 	var cc raftpb.ConfChangeI
 	if e.GetType() == raftpb.EntryConfChange {
@@ -474,8 +548,8 @@ func (s *Store) applyConfChange(p *peer, e *raftpb.Entry) (*raftpb.ConfState, bo
 		return cs, false, nil
 	}
 	region := proto.CloneOf(p.region)
-	added := &raftkvpb.Peer{}
-	hasPeer := len(v2.GetContext()) > 0 && proto.Unmarshal(v2.GetContext(), added) == nil
+	next := nextPeerID(region)
+	added := confChangeContext(e).GetPeer()
 	changed := false
 	for _, ch := range v2.GetChanges() {
 		id := ch.GetNodeId()
@@ -483,20 +557,21 @@ func (s *Store) applyConfChange(p *peer, e *raftpb.Entry) (*raftpb.ConfState, bo
 			// A change the application voided; raft skips it too.
 			continue
 		}
+		next = max(next, id+1)
 		switch ch.GetType() {
 		case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
-			if p.storeOf(id) == 0 && hasPeer && added.GetId() == id {
+			if regionPeer(region, id) == nil && added.GetId() == id {
 				region.Peers = append(region.Peers, proto.CloneOf(added))
 				changed = true
 			}
 		case raftpb.ConfChangeRemoveNode:
-			kept := region.Peers[:0]
+			kept := make([]*raftkvpb.Peer, 0, len(region.GetPeers()))
 			for _, pe := range region.GetPeers() {
 				if pe.GetId() != id {
 					kept = append(kept, pe)
 				}
 			}
-			changed = changed || len(kept) != len(p.region.GetPeers())
+			changed = changed || len(kept) != len(region.GetPeers())
 			region.Peers = kept
 		}
 	}
@@ -507,6 +582,7 @@ func (s *Store) applyConfChange(p *peer, e *raftpb.Entry) (*raftpb.ConfState, bo
 		region.Epoch = &raftkvpb.RegionEpoch{}
 	}
 	region.Epoch.ConfVer++
+	region.NextPeerId = next
 	p.region = region
 	return cs, true, nil
 }

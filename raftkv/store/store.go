@@ -31,8 +31,12 @@ type Store struct {
 
 	in inbox
 
-	// peers, nextProposal and nextRead belong to the loop goroutine.
+	// peers, tombstones, nextProposal and nextRead belong to the loop
+	// goroutine. tombstones holds, per region whose peer this store
+	// destroyed, the smallest peer id that may still live here: messages
+	// to lower ids are for dead peers and never create one.
 	peers        map[uint64]*peer
+	tombstones   map[uint64]uint64
 	nextProposal uint64
 	nextRead     uint64
 
@@ -66,6 +70,11 @@ type RegionStatus struct {
 	FirstLog  uint64 // first index still in the log (truncated + 1)
 	LastLog   uint64
 	Snapshots uint64 // snapshots this peer applied since the store started
+	// Region is the region as this peer last applied it (peers, epoch,
+	// next peer id); nil while the peer is uninitialized (created by a
+	// leader's message, waiting for its snapshot). It is shared: do not
+	// modify it.
+	Region *raftkvpb.Region
 }
 
 // Bootstrap writes the initial state of region into engine for the peer
@@ -78,7 +87,9 @@ func Bootstrap(engine kvs.Engine, region *raftkvpb.Region) error {
 		return err
 	}
 	defer st.Close()
-	if st.Initialized() {
+	if st.RegionState() != nil {
+		// Bootstrapped before, or the peer was removed since (a
+		// tombstone): either way there is nothing to do.
 		return nil
 	}
 	wb := new(kvs.Batch)
@@ -100,13 +111,14 @@ func New(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		cfg:      c,
-		id:       c.StoreID,
-		eng:      c.Engine,
-		peers:    map[uint64]*peer{},
-		status:   map[uint64]RegionStatus{},
-		stopc:    make(chan struct{}),
-		loopDone: make(chan struct{}),
+		cfg:        c,
+		id:         c.StoreID,
+		eng:        c.Engine,
+		peers:      map[uint64]*peer{},
+		tombstones: map[uint64]uint64{},
+		status:     map[uint64]RegionStatus{},
+		stopc:      make(chan struct{}),
+		loopDone:   make(chan struct{}),
 	}
 	s.in.notify = make(chan struct{}, 1)
 	s.snapCtx, s.snapCancel = context.WithCancel(context.Background())
@@ -317,12 +329,13 @@ type inbox struct {
 }
 
 type inboxBatch struct {
-	tick    bool
-	msgs    []*raftkvpb.RaftMessage
-	snaps   [][]*raftkvpb.SnapshotChunk
-	props   []*proposal
-	reads   []*readReq
-	reports []report
+	tick      bool
+	msgs      []*raftkvpb.RaftMessage
+	snaps     [][]*raftkvpb.SnapshotChunk
+	props     []*proposal
+	reads     []*readReq
+	transfers []*transfer
+	reports   []report
 }
 
 func (in *inbox) push(f func(*inboxBatch)) {
@@ -351,10 +364,12 @@ type report struct {
 	status       raft.SnapshotStatus
 }
 
-// proposal is a client write on its way through the log.
+// proposal is a client write, or a membership change, on its way
+// through the log.
 type proposal struct {
-	req  *raftkvpb.Request
-	done chan error // buffered: the loop never waits on a caller
+	req  *raftkvpb.Request // a client write; nil for a membership change
+	conf *confChange       // a membership change; nil for a write
+	done chan error        // buffered: the loop never waits on a caller
 	// index and term of the entry that carries it, once the leader
 	// appended it (0 before).
 	index, term uint64
@@ -424,15 +439,11 @@ func (s *Store) failAll(err error) {
 	for _, r := range b.reads {
 		r.done <- &readResult{err: err}
 	}
+	for _, t := range b.transfers {
+		t.done <- err
+	}
 	for _, p := range s.peers {
-		for id, pr := range p.proposals {
-			pr.done <- err
-			delete(p.proposals, id)
-		}
-		for _, r := range p.reads {
-			r.done <- &readResult{err: err}
-		}
-		p.reads = nil
+		p.failAll(err)
 	}
 }
 
@@ -443,13 +454,20 @@ func (s *Store) round() error {
 	if b.tick {
 		for _, p := range s.peers {
 			p.rn.Tick()
+			if p.transfer != nil {
+				p.transfer.ticks++
+			}
 		}
 	}
 	for _, m := range b.msgs {
-		s.onRaftMessage(m)
+		if err := s.onRaftMessage(m); err != nil {
+			return err
+		}
 	}
 	for _, chunks := range b.snaps {
-		s.onSnapshot(chunks)
+		if err := s.onSnapshot(chunks); err != nil {
+			return err
+		}
 	}
 	for _, r := range b.reports {
 		if p := s.peers[r.regionID]; p != nil {
@@ -466,6 +484,9 @@ func (s *Store) round() error {
 	for _, r := range b.reads {
 		s.startRead(r)
 	}
+	for _, t := range b.transfers {
+		s.startTransfer(t)
+	}
 	// A Ready's handling can make another (the leader's own log write
 	// counting towards a commit, a conf change applied): go on until the
 	// peers are quiet, but give the inbox a turn now and then.
@@ -477,6 +498,10 @@ func (s *Store) round() error {
 		if !busy {
 			break
 		}
+	}
+	for _, p := range s.peers {
+		p.settleConfProposals()
+		s.checkTransfer(p)
 	}
 	s.publishStatus()
 	return nil
@@ -492,48 +517,65 @@ func (s *Store) route(key []byte) *peer {
 	return nil
 }
 
-func (s *Store) onRaftMessage(m *raftkvpb.RaftMessage) {
+// onRaftMessage steps a raft message into the peer it is for, creating
+// that peer if a leader just added it (see peerFor). An error is an
+// engine failure.
+func (s *Store) onRaftMessage(m *raftkvpb.RaftMessage) error {
 	if m.GetClusterId() != s.cfg.ClusterID {
 		s.cfg.Logger.Debugf("dropped a raft message of cluster %d", m.GetClusterId())
-		return
+		return nil
 	}
-	p := s.peers[m.GetRegionId()]
-	// NB: step 1 hosts only bootstrapped peers; a message for a region
-	// the store does not have (a peer added by a conf change) is dropped
-	// until step 2 creates peers from messages.
-	if p == nil || m.GetToPeer().GetId() != p.id {
-		return
+	if m.GetIsTombstone() {
+		return s.onTombstone(m)
 	}
 	if m.GetMessage().GetType() == raftpbMsgSnap {
 		// A MsgSnap without its data stream is useless.
-		return
+		return nil
+	}
+	p, err := s.peerFor(m)
+	if p == nil || err != nil {
+		return err
+	}
+	if s.answerRemovedPeer(p, m) {
+		return nil
 	}
 	if err := p.rn.Step(m.GetMessage()); err != nil {
 		s.cfg.Logger.Debugf("region %d: step %v: %v", p.regionID, m.GetMessage().GetType(), err)
 	}
+	return nil
 }
 
 // onSnapshot keeps a checked snapshot stream for the peer and steps its
 // MsgSnap: if raft takes the snapshot, the next Ready holds it and
 // handleReadies writes the stream's data in the same batch.
-func (s *Store) onSnapshot(chunks []*raftkvpb.SnapshotChunk) {
+func (s *Store) onSnapshot(chunks []*raftkvpb.SnapshotChunk) error {
 	msg := chunks[0].GetHeader().GetMessage()
-	p := s.peers[msg.GetRegionId()]
-	if p == nil || msg.GetToPeer().GetId() != p.id || msg.GetClusterId() != s.cfg.ClusterID {
-		return
+	if msg.GetClusterId() != s.cfg.ClusterID {
+		return nil
+	}
+	p, err := s.peerFor(msg)
+	if p == nil || err != nil {
+		return err
 	}
 	p.snapChunks = chunks
 	p.snapIndex = msg.GetMessage().GetSnapshot().GetMetadata().GetIndex()
 	if err := p.rn.Step(msg.GetMessage()); err != nil {
 		s.cfg.Logger.Debugf("region %d: step snapshot: %v", p.regionID, err)
 	}
+	return nil
 }
 
-// propose starts a client write on the leader.
+// propose starts a client write, or a membership change, on the leader.
 func (s *Store) propose(pr *proposal) {
+	if pr.conf != nil {
+		s.proposeConfChange(pr)
+		return
+	}
 	p := s.route(pr.req.GetOps()[0].GetKey())
 	if p == nil {
-		pr.done <- fmt.Errorf("%w: no region holds key %q on store %d", api.ErrInvalid, pr.req.GetOps()[0].GetKey(), s.id)
+		// Not hosting the key's region (any more, or yet: a removed or a
+		// new store) is a redirect: the client tries another store.
+		pr.done <- &api.NotLeaderError{}
 		return
 	}
 	for _, op := range pr.req.GetOps()[1:] {
@@ -573,7 +615,7 @@ func (s *Store) startRead(r *readReq) {
 	}
 	p := s.route(key)
 	if p == nil {
-		r.done <- &readResult{err: fmt.Errorf("%w: no region holds key %q on store %d", api.ErrInvalid, key, s.id)}
+		r.done <- &readResult{err: &api.NotLeaderError{}}
 		return
 	}
 	if err := p.notLeader(); err != nil {
@@ -606,6 +648,7 @@ func (s *Store) publishStatus() {
 			FirstLog:  as.GetTruncatedIndex() + 1,
 			LastLog:   p.st.RaftState().GetLastIndex(),
 			Snapshots: p.snapshotsApplied,
+			Region:    p.region,
 		}
 	}
 }
