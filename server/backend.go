@@ -119,6 +119,14 @@ type UpdateResult struct {
 	Len     int    // OpAppend: the new length
 }
 
+// RawError is an error a backend returns when the client must see its
+// text as the whole RESP error line, with its own code instead of "ERR":
+// "MOVED 0 127.0.0.1:6381" or "TRYAGAIN ..." from a replicated backend
+// that is not the leader.
+type RawError string
+
+func (e RawError) Error() string { return string(e) }
+
 // Update errors, each mapped to Redis's reply text by the RESP layer.
 var (
 	ErrNotInteger = errors.New("ERR value is not an integer or out of range")

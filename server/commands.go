@@ -214,7 +214,10 @@ func (c *conn) checkValue(v []byte) bool {
 
 // backendError replies with err, naming Redis's text where there is one.
 func (c *conn) backendError(err error) {
+	var raw RawError
 	switch {
+	case errors.As(err, &raw):
+		c.writeError(string(raw))
 	case errors.Is(err, ErrNotInteger), errors.Is(err, ErrOverflow), errors.Is(err, ErrTooLarge):
 		c.writeError(err.Error())
 	case errors.Is(err, kvs.ErrKeyTooLarge), errors.Is(err, kvs.ErrValueTooLarge), errors.Is(err, kvs.ErrEmptyKey), errors.Is(err, kvs.ErrBatchTooLarge):

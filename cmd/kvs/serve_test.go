@@ -58,8 +58,15 @@ func freePort(t testing.TB) string {
 // process and waits until it answers a PING.
 func startServe(t *testing.T, args ...string) *servedKVS {
 	t.Helper()
-	s := &servedKVS{port: freePort(t), stderr: &strings.Builder{}, exited: make(chan error, 1)}
-	all := append([]string{"serve", "--addr", "127.0.0.1:" + s.port}, args...)
+	port := freePort(t)
+	return startKVS(t, port, append([]string{"serve", "--addr", "127.0.0.1:" + port}, args...)...)
+}
+
+// startKVS runs `kvs all...` in a child process and waits until the Redis
+// port it was given answers a PING.
+func startKVS(t *testing.T, port string, all ...string) *servedKVS {
+	t.Helper()
+	s := &servedKVS{port: port, stderr: &strings.Builder{}, exited: make(chan error, 1)}
 	s.cmd = exec.Command(os.Args[0], "-test.run", "^TestServeChild$")
 	s.cmd.Env = append(os.Environ(), serveArgsEnv+"="+strings.Join(all, "\x1f"))
 	s.cmd.Stderr = s.stderr
