@@ -72,7 +72,7 @@ the engine from the directory's ENGINE file (bitcask for a new directory).`,
 	root.AddCommand(
 		newPutCmd(g), newGetCmd(g), newDelCmd(g), newScanCmd(g),
 		newLoadCmd(g), newStatsCmd(g), newCompactCmd(g), newInspectCmd(g),
-		newBenchCmd(g), newEnginesCmd(g), newServeCmd(g), newNodeCmd(g),
+		newBenchCmd(g), newEnginesCmd(g), newServeCmd(g), newNodeCmd(g), newClusterCmd(g),
 	)
 	return root
 }
