@@ -1,7 +1,7 @@
 # kvs: make run (a quick engine comparison) and make test (the test suite)
 # are the two commands a fresh clone needs. bench/ and docs/ are folders:
 # every target is .PHONY so make never mistakes them for up-to-date files.
-.PHONY: build run test test-fast test-long race bench bench-quick bench-peers bench-server test-peers lint fmt fuzz clean proto
+.PHONY: build run test test-fast test-long race bench bench-quick bench-peers bench-server bench-raft test-peers lint fmt fuzz clean proto
 
 GO ?= go
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -60,6 +60,13 @@ bench-peers:
 # with group commit.
 bench-server:
 	bash bench/server.sh
+
+# redis-benchmark (SET and GET, 64 clients, 100 B values) against a 3-node
+# kvs cluster on loopback (raft, every write fsynced on a majority) and
+# against one kvs serve with --sync group and always: what replication
+# costs. Needs redis-tools; a few minutes.
+bench-raft:
+	bash bench/raft.sh
 
 # One iteration of every benchmark: checks they run, not how fast.
 bench-quick:
