@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kvs-lab/kvs"
+	"github.com/kvs-lab/kvs/raftkv/raftstorage"
 )
 
 // respClient is a minimal RESP client that follows MOVED replies, for the
@@ -252,5 +255,65 @@ func TestNodeRefusesBadPeers(t *testing.T) {
 		if code != 2 || !strings.Contains(errs, c.want) {
 			t.Errorf("kvs %s: exit %d, stderr %q; want exit 2 naming %q", strings.Join(c.args, " "), code, errs, c.want)
 		}
+	}
+}
+
+// TestNodeRefusesCorruptRaftLog starts a one-store cluster, writes through
+// it, stops it, overwrites one raft log entry in its engine with garbage,
+// and starts it again: kvs node must refuse with an error naming the
+// region and the damaged key, and must not serve.
+func TestNodeRefusesCorruptRaftLog(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	args := []string{"node", "--id", "1", "--peers", "1=127.0.0.1:" + freePort(t), "--dir", dir, "--engine", "lsm",
+		"--addr", "127.0.0.1:" + port, "--tick", "20ms", "--log-level", "error"}
+	s := startKVS(t, port, args...)
+	cl := &respClient{addr: "127.0.0.1:" + port}
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; i < 5; {
+		got, err := cl.do("SET", fmt.Sprintf("k%d", i), "v")
+		switch {
+		case err == nil && got == "+OK":
+			i++
+		case time.Now().After(deadline):
+			t.Fatalf("SET on the one-store cluster: %q, %v", got, err)
+		default:
+			cl.close()
+			time.Sleep(20 * time.Millisecond) // TRYAGAIN until it elects itself
+		}
+	}
+	cl.close()
+	if err := s.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("kvs node after SIGTERM: %v\n%s", err, s.stderr)
+	}
+
+	// Damage the newest raft log entry: find it by its key prefix.
+	e, err := kvs.Open("lsm", dir, &kvs.Options{Logger: kvs.DiscardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := raftstorage.EntryKey(firstRegionID, 0)[:len(raftstorage.EntryKey(firstRegionID, 0))-8]
+	it, err := e.NewIter(&kvs.IterOptions{LowerBound: prefix, UpperBound: append(append([]byte{}, prefix...), 0xff)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last []byte
+	for ok := it.First(); ok; ok = it.Next() {
+		last = append(last[:0], it.Key()...)
+	}
+	it.Close()
+	if last == nil {
+		t.Fatal("no raft log entry found in the engine")
+	}
+	if err := e.Put(last, []byte("not a raft entry"), kvs.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	_, errs, code := kvsRun(t, "", args...)
+	if code != 1 || !strings.Contains(errs, "region 1") || !strings.Contains(errs, fmt.Sprintf("%x", last)) {
+		t.Fatalf("kvs node on a damaged raft log: exit %d, stderr %q; want exit 1 naming region 1 and key %x", code, errs, last)
 	}
 }
