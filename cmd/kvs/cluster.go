@@ -154,9 +154,15 @@ func runClusterUp(cmd *cobra.Command, g *globals, n, portBase, raftPortBase int)
 			stopAll()
 			return fmt.Errorf("kvs cluster up: %w", err)
 		}
+		// Nodes log at info (elections, leader changes) into their log
+		// files unless --log-level says otherwise.
+		level := "info"
+		if fl := cmd.Flags().Lookup("log-level"); fl != nil && fl.Changed {
+			level = g.logLevel
+		}
 		args := []string{"node", "--id", strconv.FormatUint(nd.ID, 10), "--dir", nd.Dir, "--engine", engine,
 			"--peers", strings.Join(peers, ","), "--client-addrs", strings.Join(clients, ","),
-			"--addr", nd.Addr, "--log-level", orDefault(g.logLevel, "info")}
+			"--addr", nd.Addr, "--log-level", level}
 		c := exec.Command(self, args...)
 		c.Env = os.Environ()
 		c.Stdout, c.Stderr = logf, logf

@@ -167,7 +167,10 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 		return fmt.Errorf("kvs node: bootstrap region %d in %s: %w", firstRegionID, g.dir, err)
 	}
 
-	tcfg := grpctransport.Config{StoreID: f.id, ClusterID: f.clusterID, Resolver: peers, Logger: logger.WithField("component", "transport")}
+	// NB: reconnect within a second: a restarted store should not wait
+	// out a long backoff before the leader's stream finds it again.
+	tcfg := grpctransport.Config{StoreID: f.id, ClusterID: f.clusterID, Resolver: peers, BackoffMax: time.Second,
+		Logger: logger.WithField("component", "transport")}
 	tr, err := grpctransport.New(tcfg)
 	if err != nil {
 		return err

@@ -69,7 +69,7 @@ var _ server.Backend = (*raftBackend)(nil)
 
 // errNoRMW is the reply to the commands that need a read-modify-write in
 // the state machine.
-var errNoRMW = server.RawError("ERR this command reads and writes a key in one step, which the replicated store does not support yet (issue 6 step 2); use GET and SET")
+var errNoRMW = server.RawError("ERR this command reads and writes a key in one step, which the replicated store does not support yet (it needs a read-modify-write inside the raft state machine); use GET and SET")
 
 // redirect turns a raftkv error into the RESP error a client should see.
 // A *NotLeaderError becomes MOVED (or TRYAGAIN): not executed.
