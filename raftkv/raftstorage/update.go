@@ -1,6 +1,7 @@
 package raftstorage
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/kvs-lab/kvs"
@@ -255,34 +256,28 @@ func (u *Update) CompactTo(index uint64) error {
 		return u.errorf("compact to %d beyond applied index %d", index, applied)
 	}
 	s := u.s
-	it, err := s.engine.NewIter(&kvs.IterOptions{LowerBound: EntryKey(s.regionID, 0), UpperBound: EntryKey(s.regionID, index+1)})
-	if err != nil {
-		return u.errorf("compact: %v", err)
-	}
-	var term uint64
-	found := false
-	// NB: the keys are collected first and deleted only once the entry at
-	// index was found, so an error leaves wb as it was.
-	var keys [][]byte
-	for ok := it.First(); ok; ok = it.Next() {
-		keys = append(keys, clone(it.Key()))
-		if idx, err := entryIndex(s.regionID, it.Key()); err == nil && idx == index {
-			e := &raftpb.Entry{}
-			if err := proto.Unmarshal(it.Value(), e); err != nil {
-				_ = it.Close()
-				return corruptf(s.regionID, clone(it.Key()), "cannot decode raft log entry %d: %v", index, err)
-			}
-			term, found = e.GetTerm(), true
-		}
-	}
-	if err := it.Close(); err != nil {
-		return u.errorf("compact: %v", err)
-	}
-	if !found {
+	// NB: the log's keys are dense from truncated+1 to the last index
+	// (Open refuses a hole), so the keys to delete are known without an
+	// iterator; on bitcask's hash keydir an iterator would sort every key
+	// of the engine, once per log GC. Only the entry at index is read, for
+	// its term.
+	v, err := s.engine.Get(EntryKey(s.regionID, index))
+	switch {
+	case errors.Is(err, kvs.ErrNotFound):
 		return corruptf(s.regionID, EntryKey(s.regionID, index), "raft log entry %d is missing", index)
+	case err != nil:
+		return u.errorf("compact: %v", err)
 	}
-	for _, k := range keys {
-		u.wb.Delete(k)
+	e := &raftpb.Entry{}
+	if err := proto.Unmarshal(v, e); err != nil {
+		return corruptf(s.regionID, EntryKey(s.regionID, index), "cannot decode raft log entry %d: %v", index, err)
+	}
+	if e.GetIndex() != index {
+		return corruptf(s.regionID, EntryKey(s.regionID, index), "raft log entry stored under index %d says %d", index, e.GetIndex())
+	}
+	term := e.GetTerm()
+	for i := truncated + 1; i <= index; i++ {
+		u.wb.Delete(EntryKey(s.regionID, i))
 	}
 	u.applyState.TruncatedIndex = index
 	u.applyState.TruncatedTerm = term
