@@ -21,8 +21,10 @@
 //     sends it to the store it believes leads (store.Store.Write). A
 //     follower answers NotLeader with the leader's store id; the client
 //     follows the hint. A redirect means the write was not executed.
-//  2. The leader's loop tags the request with its store id and a proposal
-//     id and calls RawNode.Propose; raft appends the entry to its log.
+//  2. The leader's loop tags the request with its store id, its boot id
+//     (random per start) and a proposal id and calls RawNode.Propose;
+//     raft appends the entry to its log, and the loop notes the index and
+//     term the entry got.
 //  3. In the next Ready the leader writes the entry (and its hard state)
 //     to its engine with one synced batch, then sends MsgApp to the
 //     followers. Each follower does the same: persist, then acknowledge.
@@ -31,8 +33,12 @@
 //     the leader's own term are committed by counting replicas).
 //  5. Every replica applies committed entries in log order: the data
 //     writes, the client's session (last seq) and the applied index go
-//     into one engine batch. The leader's loop finds its proposal id in
-//     the applied entry and answers the waiting Write.
+//     into one engine batch. The leader's loop finds its tag in the
+//     applied entry and answers the waiting Write, if the entry is the
+//     one its proposal was appended as (same index and term): an entry of
+//     an earlier life of the store, uncommitted through a restart and
+//     committed in a later term, can carry the same proposal id, and must
+//     not acknowledge a write whose own entry has not committed.
 //
 // # Ready ordering, and why
 //
@@ -98,8 +104,10 @@
 //
 //   - Persist HardState and entries before sending: handleReadies writes
 //     and syncs, commits the Updates, and only then sends (above).
-//     TestCrashRestart/crash=powerLoss keeps only synced bytes at a crash
-//     and fails (raft itself panics on a lost commit) if the order breaks.
+//     TestCrashRestart/crash=powerLoss cuts the power in the middle of a
+//     round (as the round sends, after its synced write), keeps only synced
+//     bytes, and fails (raft panics on a lost commit, which stops the
+//     store with an error) if the order breaks.
 //   - Set Config.Applied on restart: store.openPeer passes the stored
 //     applied index, so raft does not hand back entries whose effect is
 //     already in the engine (applying a delete twice is harmless, but a
@@ -151,6 +159,21 @@
 //     overwrote fails with api.ErrProposalDropped (its index applied with
 //     another term); anything else that goes wrong times out, and the
 //     client retries idempotently.
+//   - Messages from other stores are input, and raft trusts them: it
+//     panics on a MsgApp whose entries do not follow its index. The store
+//     checks every message's shape (type, term, raft's from and to against
+//     the wrapper's peers, consecutive entries, snapshot metadata) and
+//     sender (a member, or a leader's or candidate's message to a peer
+//     that has not heard of it) before stepping it, and a snapshot
+//     stream's header against its message and the peer's region epoch;
+//     invalid ones are dropped and counted (Store.InvalidMessages). A
+//     panic in Step that the checks miss stops the store with an error
+//     rather than the process.
+//   - An engine run as another store would vote and acknowledge with that
+//     store's log: two leaders in one term. The first start of a store
+//     records its cluster id and store id in the engine
+//     (raftkvpb.StoreIdent), and New refuses an engine of another store or
+//     cluster.
 //   - Lease reads are only safe with CheckQuorum: we read through
 //     ReadIndex, and run with CheckQuorum and PreVote on anyway (a
 //     partitioned store rejoining does not depose a healthy leader).

@@ -1030,13 +1030,14 @@ func (*Done) Descriptor() ([]byte, []int) {
 // ConfChangeContext is the context of a membership change entry (a
 // raftpb.ConfChangeV2 with one change): peer names the raft node the
 // change adds or removes and its store, so that every replica can update
-// the region's peer list; store_id and proposal_id are the proposing
-// store's tag, as in Request.
+// the region's peer list; store_id, boot_id and proposal_id are the
+// proposing store's tag, as in Request.
 type ConfChangeContext struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Peer          *Peer                  `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
 	StoreId       uint64                 `protobuf:"varint,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
 	ProposalId    uint64                 `protobuf:"varint,3,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
+	BootId        uint64                 `protobuf:"varint,4,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1088,6 +1089,13 @@ func (x *ConfChangeContext) GetStoreId() uint64 {
 func (x *ConfChangeContext) GetProposalId() uint64 {
 	if x != nil {
 		return x.ProposalId
+	}
+	return 0
+}
+
+func (x *ConfChangeContext) GetBootId() uint64 {
+	if x != nil {
+		return x.BootId
 	}
 	return 0
 }
@@ -1158,9 +1166,13 @@ func (x *Op) GetValue() []byte {
 // machine remembers, per client, the last seq it applied (in the same
 // batch as the applied index) and skips a request whose seq is not above
 // it, so a write retried after a timeout applies once. A client sends one
-// write at a time with increasing seq. proposal_id and store_id are the
-// proposing store's tag; they let that store match the applied entry to
-// the caller waiting for it, and mean nothing elsewhere.
+// write at a time with increasing seq. store_id, boot_id and proposal_id
+// are the proposing store's tag; they let that store match the applied
+// entry to the caller waiting for it, and mean nothing elsewhere.
+// boot_id is random per start of the store (proposal ids start again at
+// 1 after a restart, so an entry proposed before a restart must not
+// match a proposal made after it); the store also checks that the entry
+// sits at the index and term its proposal was appended at.
 type Request struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ClientId      uint64                 `protobuf:"varint,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
@@ -1168,6 +1180,7 @@ type Request struct {
 	Ops           []*Op                  `protobuf:"bytes,3,rep,name=ops,proto3" json:"ops,omitempty"`
 	StoreId       uint64                 `protobuf:"varint,4,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
 	ProposalId    uint64                 `protobuf:"varint,5,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
+	BootId        uint64                 `protobuf:"varint,6,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1237,6 +1250,69 @@ func (x *Request) GetProposalId() uint64 {
 	return 0
 }
 
+func (x *Request) GetBootId() uint64 {
+	if x != nil {
+		return x.BootId
+	}
+	return 0
+}
+
+// StoreIdent is the identity of the store an engine belongs to, written
+// once, the first time a store starts on the engine (under the local key
+// raftstorage.StoreIdentKey), and checked at every start after: a store
+// refuses an engine of another store or cluster.
+type StoreIdent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	StoreId       uint64                 `protobuf:"varint,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoreIdent) Reset() {
+	*x = StoreIdent{}
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreIdent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreIdent) ProtoMessage() {}
+
+func (x *StoreIdent) ProtoReflect() protoreflect.Message {
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreIdent.ProtoReflect.Descriptor instead.
+func (*StoreIdent) Descriptor() ([]byte, []int) {
+	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *StoreIdent) GetClusterId() uint64 {
+	if x != nil {
+		return x.ClusterId
+	}
+	return 0
+}
+
+func (x *StoreIdent) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
 var File_raftkv_raftkvpb_raftkv_proto protoreflect.FileDescriptor
 
 const file_raftkv_raftkvpb_raftkv_proto_rawDesc = "" +
@@ -1301,12 +1377,13 @@ const file_raftkv_raftkvpb_raftkv_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x01(\v2\x16.raftkvpb.SnapshotDataH\x00R\x04data\x122\n" +
 	"\x06footer\x18\x03 \x01(\v2\x18.raftkvpb.SnapshotFooterH\x00R\x06footerB\a\n" +
 	"\x05chunk\"\x06\n" +
-	"\x04Done\"s\n" +
+	"\x04Done\"\x8c\x01\n" +
 	"\x11ConfChangeContext\x12\"\n" +
 	"\x04peer\x18\x01 \x01(\v2\x0e.raftkvpb.PeerR\x04peer\x12\x19\n" +
 	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x12\x1f\n" +
 	"\vproposal_id\x18\x03 \x01(\x04R\n" +
-	"proposalId\"p\n" +
+	"proposalId\x12\x17\n" +
+	"\aboot_id\x18\x04 \x01(\x04R\x06bootId\"p\n" +
 	"\x02Op\x12%\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x11.raftkvpb.Op.TypeR\x04type\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
@@ -1314,14 +1391,20 @@ const file_raftkv_raftkvpb_raftkv_proto_rawDesc = "" +
 	"\x04Type\x12\a\n" +
 	"\x03Put\x10\x00\x12\n" +
 	"\n" +
-	"\x06Delete\x10\x01\"\x94\x01\n" +
+	"\x06Delete\x10\x01\"\xad\x01\n" +
 	"\aRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\x04R\bclientId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x1e\n" +
 	"\x03ops\x18\x03 \x03(\v2\f.raftkvpb.OpR\x03ops\x12\x19\n" +
 	"\bstore_id\x18\x04 \x01(\x04R\astoreId\x12\x1f\n" +
 	"\vproposal_id\x18\x05 \x01(\x04R\n" +
-	"proposalId*&\n" +
+	"proposalId\x12\x17\n" +
+	"\aboot_id\x18\x06 \x01(\x04R\x06bootId\"F\n" +
+	"\n" +
+	"StoreIdent\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x19\n" +
+	"\bstore_id\x18\x02 \x01(\x04R\astoreId*&\n" +
 	"\tPeerState\x12\n" +
 	"\n" +
 	"\x06Normal\x10\x00\x12\r\n" +
@@ -1343,7 +1426,7 @@ func file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP() []byte {
 }
 
 var file_raftkv_raftkvpb_raftkv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_raftkv_raftkvpb_raftkv_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_raftkv_raftkvpb_raftkv_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_raftkv_raftkvpb_raftkv_proto_goTypes = []any{
 	(PeerState)(0),            // 0: raftkvpb.PeerState
 	(Op_Type)(0),              // 1: raftkvpb.Op.Type
@@ -1364,21 +1447,22 @@ var file_raftkv_raftkvpb_raftkv_proto_goTypes = []any{
 	(*ConfChangeContext)(nil), // 16: raftkvpb.ConfChangeContext
 	(*Op)(nil),                // 17: raftkvpb.Op
 	(*Request)(nil),           // 18: raftkvpb.Request
-	(*raftpb.HardState)(nil),  // 19: raftpb.HardState
-	(*raftpb.ConfState)(nil),  // 20: raftpb.ConfState
-	(*raftpb.Message)(nil),    // 21: raftpb.Message
+	(*StoreIdent)(nil),        // 19: raftkvpb.StoreIdent
+	(*raftpb.HardState)(nil),  // 20: raftpb.HardState
+	(*raftpb.ConfState)(nil),  // 21: raftpb.ConfState
+	(*raftpb.Message)(nil),    // 22: raftpb.Message
 }
 var file_raftkv_raftkvpb_raftkv_proto_depIdxs = []int32{
 	3,  // 0: raftkvpb.Region.epoch:type_name -> raftkvpb.RegionEpoch
 	2,  // 1: raftkvpb.Region.peers:type_name -> raftkvpb.Peer
-	19, // 2: raftkvpb.RaftLocalState.hard_state:type_name -> raftpb.HardState
-	20, // 3: raftkvpb.RaftApplyState.conf_state:type_name -> raftpb.ConfState
+	20, // 2: raftkvpb.RaftLocalState.hard_state:type_name -> raftpb.HardState
+	21, // 3: raftkvpb.RaftApplyState.conf_state:type_name -> raftpb.ConfState
 	4,  // 4: raftkvpb.RegionLocalState.region:type_name -> raftkvpb.Region
 	0,  // 5: raftkvpb.RegionLocalState.state:type_name -> raftkvpb.PeerState
 	2,  // 6: raftkvpb.RaftMessage.from_peer:type_name -> raftkvpb.Peer
 	2,  // 7: raftkvpb.RaftMessage.to_peer:type_name -> raftkvpb.Peer
 	3,  // 8: raftkvpb.RaftMessage.region_epoch:type_name -> raftkvpb.RegionEpoch
-	21, // 9: raftkvpb.RaftMessage.message:type_name -> raftpb.Message
+	22, // 9: raftkvpb.RaftMessage.message:type_name -> raftpb.Message
 	8,  // 10: raftkvpb.RaftMessageBatch.msgs:type_name -> raftkvpb.RaftMessage
 	8,  // 11: raftkvpb.SnapshotHeader.message:type_name -> raftkvpb.RaftMessage
 	4,  // 12: raftkvpb.SnapshotHeader.region:type_name -> raftkvpb.Region
@@ -1417,7 +1501,7 @@ func file_raftkv_raftkvpb_raftkv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftkv_raftkvpb_raftkv_proto_rawDesc), len(file_raftkv_raftkvpb_raftkv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

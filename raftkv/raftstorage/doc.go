@@ -18,7 +18,13 @@
 //	| 0x01 | 'r' | regionID (8) | 0x02 |               raft local state  -> raftkvpb.RaftLocalState
 //	| 0x01 | 'r' | regionID (8) | 0x03 |               apply state       -> raftkvpb.RaftApplyState
 //	| 0x01 | 's' | regionID (8) |                      region state      -> raftkvpb.RegionLocalState
+//	| 0x01 | 'i' |                                     store identity    -> raftkvpb.StoreIdent
 //	| 'z'  | user key ...       |                      data              -> the user's value
+//
+// The store identity (StoreIdentKey) is the store's, not a peer's: the
+// cluster id and store id the engine belongs to, written by store.New the
+// first time a store starts on the engine and checked at every later
+// start.
 //
 // Values are protobuf (package raftkvpb, and raftpb for entries). See
 // docs/formats/raftkv-keys.md for worked examples. DataKey, UserKey and

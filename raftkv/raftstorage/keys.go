@@ -16,7 +16,14 @@ import (
 //	raft local state  0x01 'r' regionID(8) 0x02           -> raftkvpb.RaftLocalState
 //	apply state       0x01 'r' regionID(8) 0x03           -> raftkvpb.RaftApplyState
 //	region state      0x01 's' regionID(8)                -> raftkvpb.RegionLocalState
+//	store identity    0x01 'i'                            -> raftkvpb.StoreIdent
 //	data              'z' userKey                         -> user value
+//
+// The store identity is the one local key of the store rather than of a
+// peer: the cluster id and store id of the store the engine belongs to,
+// written the first time a store starts on the engine (store.New) and
+// checked at every start after, so that an engine is never run as
+// another store or in another cluster.
 //
 // Values are protobuf encodings (proto.Marshal) of the named messages;
 // data values are stored as the user gave them. docs/formats/raftkv-keys.md
@@ -29,6 +36,7 @@ const (
 
 	raftPrefix        byte = 'r'
 	regionStatePrefix byte = 's'
+	storeIdentPrefix  byte = 'i'
 
 	raftLogSuffix    byte = 0x01
 	raftStateSuffix  byte = 0x02
@@ -69,6 +77,9 @@ func RegionStateKey(regionID uint64) []byte {
 	k[0], k[1] = LocalPrefix, regionStatePrefix
 	return binary.BigEndian.AppendUint64(k, regionID)
 }
+
+// StoreIdentKey returns the key of the store's raftkvpb.StoreIdent.
+func StoreIdentKey() []byte { return []byte{LocalPrefix, storeIdentPrefix} }
 
 // entryIndex returns the index encoded in a raft log entry key of
 // regionID, or an error if key is not one.

@@ -138,7 +138,7 @@ func TestRemovedPeerDestroyedAtOpen(t *testing.T) {
 	if err := eng.Put(raftstorage.DataKey([]byte("k")), []byte("v"), kvs.Sync); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{StoreID: 1, Engine: eng, Transport: transport.NewNetwork(1).Transport(1), Logger: kvs.DiscardLogger()}
+	cfg := Config{StoreID: 1, ClusterID: 7, Engine: eng, Transport: transport.NewNetwork(1).Transport(1), Logger: kvs.DiscardLogger()}
 	c, err := cfg.withDefaults()
 	if err != nil {
 		t.Fatal(err)

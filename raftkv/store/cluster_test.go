@@ -20,6 +20,7 @@ import (
 	"github.com/kvs-lab/kvs/raftkv/raftstorage"
 	"github.com/kvs-lab/kvs/raftkv/store"
 	"github.com/kvs-lab/kvs/raftkv/transport"
+	"go.etcd.io/raft/v3/raftpb"
 )
 
 var longFlag = flag.Bool("raftkv.long", false, "run the long versions of the cluster tests (also KVS_RAFT_LONG=1)")
@@ -73,6 +74,59 @@ type cluster struct {
 
 	stopTick chan struct{}
 	tickDone chan struct{}
+
+	// cuts holds the power cuts armed on stores (powerLoss only), under
+	// cutMu: the filter that lands them runs in the stores' goroutines.
+	cutMu sync.Mutex
+	cuts  map[uint64]*powerCut
+}
+
+// powerCut is a power cut armed on a store: it lands in the store's next
+// send, so in the middle of a loop round, after the round's synced write
+// (or in a snapshot sender's goroutine, whatever the loop is doing then).
+// The message being sent leaves; from then on the store is a ghost:
+// everything else it sends is dropped, and crash restarts it from what
+// the disk held at the cut. A store that sent a promise (a vote, an
+// append acknowledgement) before syncing it comes back without it.
+type powerCut struct {
+	src      *vfs.MemFS    // the store's disk
+	disk     *vfs.MemFS    // src as the cut left it; nil until it landed
+	done     chan struct{} // closed when it landed
+	anyAfter time.Time     // lands only at a promise before, at any send after
+}
+
+// powerCutFilter lands the power cuts armed on the sending store (see
+// powerCut). It runs inside Network.Send, in the sending goroutine.
+func (c *cluster) powerCutFilter(from, _ uint64, m *raftkvpb.RaftMessage) bool {
+	c.cutMu.Lock()
+	defer c.cutMu.Unlock()
+	pc := c.cuts[from]
+	if pc == nil {
+		return true
+	}
+	if pc.disk == nil {
+		// Prefer a message that promises something about the disk (an
+		// append acknowledgement, a vote: Raft §5.2, §5.3), where a
+		// store that sends before it syncs gets caught; after a while,
+		// any message.
+		switch m.GetMessage().GetType() {
+		case raftpb.MsgAppResp, raftpb.MsgVoteResp:
+			if m.GetMessage().GetReject() && time.Now().Before(pc.anyAfter) {
+				return true
+			}
+		default:
+			if time.Now().Before(pc.anyAfter) {
+				return true
+			}
+		}
+		// The disk as it is now is what comes back; the message that
+		// was leaving still goes out (it was on the wire when the power
+		// went), nothing after it does.
+		pc.disk = pc.src.CrashClone()
+		close(pc.done)
+		return true
+	}
+	return false
 }
 
 func newCluster(t testing.TB, engine string, opts clusterOpts) *cluster {
@@ -104,6 +158,10 @@ func newCluster(t testing.TB, engine string, opts clusterOpts) *cluster {
 		}
 		c.engs[id] = eng
 		c.startStore(id)
+	}
+	if opts.powerLoss {
+		c.cuts = map[uint64]*powerCut{}
+		c.net.AddFilter(c.powerCutFilter)
 	}
 	go c.tick()
 	t.Cleanup(c.shutdown)
@@ -177,24 +235,43 @@ func (c *cluster) startStore(id uint64) {
 }
 
 // crash stops store id and closes its engine; its directory stays. With
-// powerLoss, the files lose everything not synced before the engine is
-// closed.
+// powerLoss, the power goes in the middle of a round of the store's loop
+// (a powerCut: at the store's next send, if it sends within a moment,
+// else between rounds) and the files lose everything not synced by then.
 func (c *cluster) crash(id uint64) {
 	c.t.Helper()
+	if !c.up(id) {
+		return
+	}
+	var pc *powerCut
+	if fs := c.fss[id]; fs != nil {
+		pc = &powerCut{src: fs, done: make(chan struct{}), anyAfter: time.Now().Add(50 * time.Millisecond)}
+		c.cutMu.Lock()
+		c.cuts[id] = pc
+		c.cutMu.Unlock()
+		select {
+		case <-pc.done:
+		case <-time.After(150 * time.Millisecond):
+		}
+	}
 	c.mu.Lock()
 	s := c.stores[id]
 	c.stores[id] = nil
 	c.mu.Unlock()
-	if s == nil {
-		return
-	}
 	c.net.Unregister(id)
 	s.Stop()
 	if err := s.Err(); err != nil {
 		c.t.Errorf("store %d failed: %v", id, err)
 	}
-	if fs := c.fss[id]; fs != nil {
-		c.fss[id] = fs.CrashClone()
+	if pc != nil {
+		// The store's goroutines are done: nothing sends any more.
+		c.cutMu.Lock()
+		delete(c.cuts, id)
+		c.cutMu.Unlock()
+		if pc.disk == nil {
+			pc.disk = pc.src.CrashClone()
+		}
+		c.fss[id] = pc.disk
 	}
 	if err := c.engs[id].Close(); err != nil {
 		c.t.Fatalf("store %d: close engine: %v", id, err)

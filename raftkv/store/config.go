@@ -12,10 +12,12 @@ import (
 // Config configures a Store. Zero fields take the defaults named below.
 type Config struct {
 	// StoreID identifies the store in the cluster; it must be non-zero
-	// and is never reused.
+	// and is never reused. New refuses an engine recorded for another
+	// store.
 	StoreID uint64
 	// ClusterID is stamped on every raft message; messages of another
-	// cluster are dropped.
+	// cluster are dropped. It must be non-zero; the engine records it
+	// with StoreID at the store's first start (see New).
 	ClusterID uint64
 	// Engine holds every peer's raft log and state and the user data. The
 	// caller opens it (kvs.Open with an engine name) and closes it after

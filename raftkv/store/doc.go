@@ -13,7 +13,8 @@
 // loop:
 //
 //	tick every peer (Config.TickInterval, or Store.Tick from the caller)
-//	step the raft messages and snapshots that arrived
+//	check, then step the raft messages and snapshots that arrived
+//	    (several snapshot streams for a peer are kept by index and term)
 //	report unreachable stores and finished snapshots to raft
 //	propose the new writes, start ReadIndex for the new reads
 //	handle the Readies of all peers:
@@ -23,6 +24,8 @@
 //	    apply committed entries: data + sessions + applied index, one batch per peer
 //	    note ReadStates; Advance
 //	    serve reads whose index has applied; log GC past the threshold
+//	repeat while a peer has a Ready, at most 8 times, then wake the loop
+//	    again if still busy; drop the round's snapshot streams
 //
 // # Requests
 //
@@ -71,9 +74,15 @@
 //	s.Stop()
 //	eng.Close()
 //
-// New finds the store's regions in the engine (their region states) and
-// restarts their peers from what the engine holds. Stop fails the waiting
+// New checks the engine's store identity (raftkvpb.StoreIdent under
+// raftstorage.StoreIdentKey): it records Config.ClusterID and StoreID the
+// first time a store starts on the engine and refuses, at every later
+// start, an engine recorded for another store or cluster (and a zero
+// ClusterID). It finds the store's regions in the engine (their region
+// states) and restarts their peers from what the engine holds. Stop fails the waiting
 // requests with api.ErrStopped and waits for snapshot streams in flight.
 // A failed engine write stops the loop (Err reports it): raft cannot go
-// on from state that may not be on disk.
+// on from state that may not be on disk. So does a panic of raft while
+// stepping a message (one the checks of validate.go let through): raft's
+// state after it cannot be trusted.
 package store

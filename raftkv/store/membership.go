@@ -148,7 +148,7 @@ func (s *Store) proposeConfChange(pr *proposal) {
 	}
 	change.NodeId = proto.Uint64(c.peer.GetId())
 	s.nextProposal++
-	ctx, err := proto.Marshal(&raftkvpb.ConfChangeContext{Peer: c.peer, StoreId: s.id, ProposalId: s.nextProposal})
+	ctx, err := proto.Marshal(&raftkvpb.ConfChangeContext{Peer: c.peer, StoreId: s.id, BootId: s.bootID, ProposalId: s.nextProposal})
 	if err != nil {
 		pr.done <- fmt.Errorf("%w: %v", api.ErrInvalid, err)
 		return

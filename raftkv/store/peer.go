@@ -44,13 +44,18 @@ type peer struct {
 	proposals map[uint64]*proposal // by proposal id
 	reads     []*readReq           // in ReadIndex order
 
-	// snapChunks is the last checked snapshot stream stepped into raft,
-	// for the snapshot at snapIndex.
-	snapChunks []*raftkvpb.SnapshotChunk
-	snapIndex  uint64
+	// snapStreams holds the checked snapshot streams stepped into raft
+	// this round, by the (index, term) of their snapshot: raft restores
+	// at most one of them (the first that is newer than its log), and
+	// the Ready that carries it names it by its metadata. The round
+	// clears them once its Readies are handled.
+	snapStreams map[snapKey][]*raftkvpb.SnapshotChunk
 
 	snapshotsApplied uint64
 }
+
+// snapKey names a snapshot by its raft metadata.
+type snapKey struct{ index, term uint64 }
 
 // openPeer opens region id's storage and raft node; nil if the peer was
 // removed (tombstone) or is not one of this store's.
@@ -198,7 +203,7 @@ func (s *Store) handleReadies() (bool, error) {
 		if !raft.IsEmptySnap(x.rd.Snapshot) {
 			x.p.afterSnapshot(x.rd.Snapshot)
 		}
-		x.p.noteAppended(x.rd.Entries, s.id)
+		x.p.noteAppended(x.rd.Entries, s.tag())
 	}
 	var unreachable []report
 	s.send(ps, &unreachable)
@@ -246,17 +251,22 @@ func (s *Store) handleReadies() (bool, error) {
 // persistSnapshot adds to wb the region data of the snapshot raft
 // accepted and its bookkeeping, so both land in the Ready's one write.
 func (s *Store) persistSnapshot(p *peer, u *raftstorage.Update, wb *kvs.Batch, snap *raftpb.Snapshot) error {
-	idx := snap.GetMetadata().GetIndex()
-	if p.snapChunks == nil || p.snapIndex != idx {
+	key := snapKey{snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm()}
+	chunks := p.snapStreams[key]
+	if chunks == nil {
 		// Raft only restores a snapshot it was given by onSnapshot, which
 		// kept the stream; anything else is a bug.
-		return fmt.Errorf("store: region %d: raft applies a snapshot at %d without its data (have %d)", p.regionID, idx, p.snapIndex)
+		return fmt.Errorf("store: region %d: raft applies a snapshot at index %d term %d without its data", p.regionID, key.index, key.term)
 	}
-	hdr, err := raftstorage.ApplySnapshotData(s.eng, wb, chunkReader(p.snapChunks))
+	// NB: HandleSnapshot and onSnapshot checked everything that can make
+	// these fail short of an engine error: the stream's shape, keys and
+	// counts, its region id, and an index above the applied one (raft
+	// restores only a snapshot above its commit index).
+	hdr, err := raftstorage.ApplySnapshotData(s.eng, wb, chunkReader(chunks))
 	if err != nil {
 		return err
 	}
-	p.snapChunks, p.snapIndex = nil, 0
+	delete(p.snapStreams, key)
 	return u.ApplySnapshot(snap.GetMetadata(), hdr.GetRegion())
 }
 
@@ -277,32 +287,32 @@ func (p *peer) afterSnapshot(snap *raftpb.Snapshot) {
 
 // noteAppended records the index and term of the entries carrying this
 // store's proposals, as the leader appends them.
-func (p *peer) noteAppended(ents []*raftpb.Entry, storeID uint64) {
+func (p *peer) noteAppended(ents []*raftpb.Entry, tag proposalTag) {
 	if len(p.proposals) == 0 {
 		return
 	}
 	for _, e := range ents {
-		var store, id uint64
+		var store, boot, id uint64
 		switch {
 		case e.GetType() == raftpb.EntryNormal && len(e.GetData()) > 0:
 			req := &raftkvpb.Request{}
 			if proto.Unmarshal(e.GetData(), req) != nil {
 				continue
 			}
-			store, id = req.GetStoreId(), req.GetProposalId()
+			store, boot, id = req.GetStoreId(), req.GetBootId(), req.GetProposalId()
 		case e.GetType() == raftpb.EntryConfChangeV2:
 			ctx := confChangeContext(e)
-			store, id = ctx.GetStoreId(), ctx.GetProposalId()
+			store, boot, id = ctx.GetStoreId(), ctx.GetBootId(), ctx.GetProposalId()
 		default:
 			// NB: a conf change raft refused is appended as an empty
 			// normal entry; round() answers its proposal once the Ready
 			// that carried the append is handled (settleConfProposals).
 			continue
 		}
-		if store != storeID {
+		if store != tag.store || boot != tag.boot {
 			continue
 		}
-		if pr := p.proposals[id]; pr != nil {
+		if pr := p.proposals[id]; pr != nil && pr.index == 0 {
 			pr.index, pr.term = e.GetIndex(), e.GetTerm()
 		}
 	}
@@ -471,11 +481,9 @@ func (s *Store) apply(p *peer, ents []*raftpb.Entry) (removed bool, err error) {
 			}
 			// else: a retry of a write that already applied; it succeeds
 			// without applying again.
-			if req.GetStoreId() == s.id {
-				if pr := p.proposals[req.GetProposalId()]; pr != nil {
-					answers = append(answers, answer{pr, nil})
-					delete(p.proposals, req.GetProposalId())
-				}
+			if pr := p.proposalOf(e, s.tag(), req.GetStoreId(), req.GetBootId(), req.GetProposalId()); pr != nil {
+				answers = append(answers, answer{pr, nil})
+				delete(p.proposals, req.GetProposalId())
 			}
 		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
 			// Trap: every committed conf change entry must be applied,
@@ -489,11 +497,9 @@ func (s *Store) apply(p *peer, ents []*raftpb.Entry) (removed bool, err error) {
 			regionChanged = regionChanged || changed
 			removed = changed && regionPeer(p.region, p.id) == nil
 			ctx := confChangeContext(e)
-			if ctx.GetStoreId() == s.id {
-				if pr := p.proposals[ctx.GetProposalId()]; pr != nil && pr.conf != nil {
-					answers = append(answers, answer{pr, nil})
-					delete(p.proposals, ctx.GetProposalId())
-				}
+			if pr := p.proposalOf(e, s.tag(), ctx.GetStoreId(), ctx.GetBootId(), ctx.GetProposalId()); pr != nil && pr.conf != nil {
+				answers = append(answers, answer{pr, nil})
+				delete(p.proposals, ctx.GetProposalId())
 			}
 		}
 	}
@@ -519,6 +525,24 @@ func (s *Store) apply(p *peer, ents []*raftpb.Entry) (removed bool, err error) {
 		a.pr.done <- a.err
 	}
 	return removed, nil
+}
+
+// proposalOf returns the waiting proposal that committed entry e
+// carries, given the tag found in e: one of this store's life (store id
+// and boot id) with that proposal id, appended at e's index and term.
+// Linearizability rests on the index and term: the tag alone is not
+// unique (an entry can reach the log, wait uncommitted through a
+// restart, and commit in a later term) and a proposal must be answered
+// only by its own entry.
+func (p *peer) proposalOf(e *raftpb.Entry, tag proposalTag, store, boot, id uint64) *proposal {
+	if store != tag.store || boot != tag.boot {
+		return nil
+	}
+	pr := p.proposals[id]
+	if pr == nil || pr.index != e.GetIndex() || pr.term != e.GetTerm() {
+		return nil
+	}
+	return pr
 }
 
 // applyConfChange applies a conf change entry to raft and the region's

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kvs-lab/kvs"
@@ -16,7 +18,9 @@ import (
 	"github.com/kvs-lab/kvs/raftkv/raftkvpb"
 	"github.com/kvs-lab/kvs/raftkv/raftstorage"
 	"github.com/kvs-lab/kvs/raftkv/transport"
+	"github.com/sirupsen/logrus"
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -39,6 +43,13 @@ type Store struct {
 	tombstones   map[uint64]uint64
 	nextProposal uint64
 	nextRead     uint64
+	// bootID is random per New: with the store id it tags this life's
+	// proposals (proposal ids start again at 1 after a restart).
+	bootID uint64
+	// invalidFrom holds the stores whose invalid messages were logged
+	// (once per store); it belongs to the loop goroutine.
+	invalidFrom map[uint64]bool
+	invalidMsgs atomic.Uint64
 
 	statusMu sync.Mutex
 	status   map[uint64]RegionStatus
@@ -80,7 +91,8 @@ type RegionStatus struct {
 // Bootstrap writes the initial state of region into engine for the peer
 // this store hosts (every store of the region's initial peers calls it
 // with the same region, before New). It does nothing if the store already
-// has that region, so a restarted store can call it again.
+// has that region, so a restarted store can call it again. The store's
+// identity is recorded by the first New on the engine, not here.
 func Bootstrap(engine kvs.Engine, region *raftkvpb.Region) error {
 	st, err := raftstorage.Open(engine, region.GetId())
 	if err != nil {
@@ -104,10 +116,16 @@ func Bootstrap(engine kvs.Engine, region *raftkvpb.Region) error {
 }
 
 // New opens every region peer found in cfg.Engine and starts the store's
-// loop. Call Stop to end it.
+// loop. Call Stop to end it. The first New on an engine records the
+// store's identity (cfg.ClusterID, cfg.StoreID) in it; New refuses an
+// engine recorded for another store or cluster, with an error naming
+// both, and a zero ClusterID.
 func New(cfg Config) (*Store, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
+		return nil, err
+	}
+	if err := checkIdentity(c.Engine, c.ClusterID, c.StoreID); err != nil {
 		return nil, err
 	}
 	s := &Store{
@@ -119,6 +137,7 @@ func New(cfg Config) (*Store, error) {
 		status:     map[uint64]RegionStatus{},
 		stopc:      make(chan struct{}),
 		loopDone:   make(chan struct{}),
+		bootID:     newBootID(),
 	}
 	s.in.notify = make(chan struct{}, 1)
 	s.snapCtx, s.snapCancel = context.WithCancel(context.Background())
@@ -139,6 +158,56 @@ func New(cfg Config) (*Store, error) {
 	s.publishStatus()
 	go s.run()
 	return s, nil
+}
+
+// newBootID returns a random non-zero boot id.
+func newBootID() uint64 {
+	for {
+		if id := rand.Uint64(); id != 0 {
+			return id
+		}
+	}
+}
+
+// proposalTag is what a store's proposals carry to find their caller:
+// the store id and the boot id of this life (with a proposal id each).
+type proposalTag struct{ store, boot uint64 }
+
+func (s *Store) tag() proposalTag { return proposalTag{s.id, s.bootID} }
+
+// checkIdentity checks that engine belongs to store storeID of cluster
+// clusterID (raftkvpb.StoreIdent under raftstorage.StoreIdentKey), and
+// records that identity, synced, if the engine has none yet: the first
+// start of a store on it. An engine run as another store would vote
+// and acknowledge with another store's log, and two leaders could be
+// elected in one term.
+func checkIdentity(engine kvs.Engine, clusterID, storeID uint64) error {
+	if clusterID == 0 {
+		return errors.New("store: config: ClusterID must be set")
+	}
+	v, err := engine.Get(raftstorage.StoreIdentKey())
+	if errors.Is(err, kvs.ErrNotFound) {
+		b, err := proto.Marshal(&raftkvpb.StoreIdent{ClusterId: clusterID, StoreId: storeID})
+		if err != nil {
+			return err
+		}
+		if err := engine.Put(raftstorage.StoreIdentKey(), b, kvs.Sync); err != nil {
+			return fmt.Errorf("store: record store identity: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: read store identity: %w", err)
+	}
+	id := &raftkvpb.StoreIdent{}
+	if err := proto.Unmarshal(v, id); err != nil {
+		return fmt.Errorf("store: store identity: %w: %v", kvs.ErrCorruption, err)
+	}
+	if id.GetClusterId() != clusterID || id.GetStoreId() != storeID {
+		return fmt.Errorf("store: the engine belongs to store %d of cluster %d, not to store %d of cluster %d",
+			id.GetStoreId(), id.GetClusterId(), storeID, clusterID)
+	}
+	return nil
 }
 
 // regionIDs lists the regions with a region state in engine.
@@ -277,8 +346,12 @@ func (s *Store) HandleRaft(batch *raftkvpb.RaftMessageBatch) {
 }
 
 // HandleSnapshot implements transport.Handler. It checks the stream
-// before the loop sees it, by building (and dropping) the batch that
-// would apply it, so raft never steps a MsgSnap whose data is unusable.
+// before the loop sees it: the MsgSnap (checkMessage), the header against
+// it (its region is the message's and lists the receiving peer), and the
+// data, by building (and dropping) the batch that would apply it; the
+// loop then checks the region epoch against the peer's. So raft never
+// steps a MsgSnap whose data is unusable, and the Ready that applies the
+// snapshot fails only on an engine error.
 func (s *Store) HandleSnapshot(chunks []*raftkvpb.SnapshotChunk) error {
 	select {
 	case <-s.stopc:
@@ -295,6 +368,15 @@ func (s *Store) HandleSnapshot(chunks []*raftkvpb.SnapshotChunk) error {
 	}
 	if msg.GetClusterId() != s.cfg.ClusterID {
 		return fmt.Errorf("store %d: snapshot from cluster %d, this is cluster %d", s.id, msg.GetClusterId(), s.cfg.ClusterID)
+	}
+	// Everything that could make the Ready applying the snapshot fail
+	// (and stop the loop) is checked here, before raft sees the MsgSnap:
+	// the message, the header against it, and the data stream.
+	if err := checkMessage(msg, true); err != nil {
+		return fmt.Errorf("store %d: snapshot stream: %w", s.id, err)
+	}
+	if err := checkSnapshotHeader(s.id, hdr); err != nil {
+		return fmt.Errorf("store %d: snapshot stream: %w", s.id, err)
 	}
 	if msg.GetMessage().GetSnapshot().GetMetadata().GetIndex() != hdr.GetApplyState().GetAppliedIndex() {
 		return fmt.Errorf("store %d: snapshot of region %d: data at index %d, message at %d", s.id,
@@ -342,6 +424,11 @@ func (in *inbox) push(f func(*inboxBatch)) {
 	in.mu.Lock()
 	f(&in.b)
 	in.mu.Unlock()
+	in.wake()
+}
+
+// wake makes the loop run a round soon, without queueing anything.
+func (in *inbox) wake() {
 	select {
 	case in.notify <- struct{}{}:
 	default:
@@ -412,7 +499,7 @@ func (s *Store) run() {
 			s.in.push(func(b *inboxBatch) { b.tick = true })
 		}
 		if err := s.round(); err != nil {
-			s.cfg.Logger.WithError(err).Error("store loop stopped: cannot persist raft state")
+			s.cfg.Logger.WithError(err).Error("store loop stopped")
 			s.statusMu.Lock()
 			s.err = err
 			s.statusMu.Unlock()
@@ -490,22 +577,32 @@ func (s *Store) round() error {
 	// A Ready's handling can make another (the leader's own log write
 	// counting towards a commit, a conf change applied): go on until the
 	// peers are quiet, but give the inbox a turn now and then.
-	for range 8 {
-		busy, err := s.handleReadies()
-		if err != nil {
+	busy := true
+	for i := 0; busy && i < maxReadyPasses; i++ {
+		var err error
+		if busy, err = s.handleReadies(); err != nil {
 			return err
 		}
-		if !busy {
-			break
-		}
+	}
+	if busy {
+		// Still busy: come back after the inbox's turn, not at the next
+		// tick or message (there may be none).
+		s.in.wake()
 	}
 	for _, p := range s.peers {
+		// The streams raft did not restore (older than one it took, or
+		// than the log) are useless now.
+		p.snapStreams = nil
 		p.settleConfProposals()
 		s.checkTransfer(p)
 	}
 	s.publishStatus()
 	return nil
 }
+
+// maxReadyPasses bounds the handleReadies passes of one round (a
+// variable for tests).
+var maxReadyPasses = 8
 
 // route returns the peer whose region holds key.
 func (s *Store) route(key []byte) *peer {
@@ -532,6 +629,10 @@ func (s *Store) onRaftMessage(m *raftkvpb.RaftMessage) error {
 		// A MsgSnap without its data stream is useless.
 		return nil
 	}
+	if err := checkMessage(m, false); err != nil {
+		s.dropInvalid(m, err)
+		return nil
+	}
 	p, err := s.peerFor(m)
 	if p == nil || err != nil {
 		return err
@@ -539,8 +640,33 @@ func (s *Store) onRaftMessage(m *raftkvpb.RaftMessage) error {
 	if s.answerRemovedPeer(p, m) {
 		return nil
 	}
-	if err := p.rn.Step(m.GetMessage()); err != nil {
-		s.cfg.Logger.Debugf("region %d: step %v: %v", p.regionID, m.GetMessage().GetType(), err)
+	if err := checkSender(p, m); err != nil {
+		s.dropInvalid(m, err)
+		return nil
+	}
+	return s.step(p, m.GetMessage())
+}
+
+// errRaftPanic wraps a panic raft raised while stepping a message.
+var errRaftPanic = errors.New("store: raft panicked")
+
+// step steps msg into p's raft node. Raft panics on some messages that
+// contradict its log (a faulty or malicious peer); checkMessage catches
+// the malformed ones before, and this recover is the last line of
+// defence: the panic becomes an error that stops the store's loop (Err
+// reports it, requests fail with api.ErrStopped), as raft's state after a
+// panic mid-Step cannot be trusted. The process and its other work go on.
+func (s *Store) step(p *peer, msg *raftpb.Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if e, ok := r.(*logrus.Entry); ok {
+				r = e.Message // raft's Panicf through the store's logger
+			}
+			err = fmt.Errorf("%w: region %d: stepping a %v from peer %d: %v", errRaftPanic, p.regionID, msg.GetType(), msg.GetFrom(), r)
+		}
+	}()
+	if err := p.rn.Step(msg); err != nil {
+		s.cfg.Logger.Debugf("region %d: step %v: %v", p.regionID, msg.GetType(), err)
 	}
 	return nil
 }
@@ -548,8 +674,14 @@ func (s *Store) onRaftMessage(m *raftkvpb.RaftMessage) error {
 // onSnapshot keeps a checked snapshot stream for the peer and steps its
 // MsgSnap: if raft takes the snapshot, the next Ready holds it and
 // handleReadies writes the stream's data in the same batch.
+//
+// Several streams may arrive for the peer in one round: they are kept by
+// the (index, term) of their snapshot, and the Ready names the one raft
+// restored (at most one: after it, the others are not newer than the
+// log). round drops them all once its Readies are handled.
 func (s *Store) onSnapshot(chunks []*raftkvpb.SnapshotChunk) error {
-	msg := chunks[0].GetHeader().GetMessage()
+	hdr := chunks[0].GetHeader()
+	msg := hdr.GetMessage()
 	if msg.GetClusterId() != s.cfg.ClusterID {
 		return nil
 	}
@@ -557,12 +689,21 @@ func (s *Store) onSnapshot(chunks []*raftkvpb.SnapshotChunk) error {
 	if p == nil || err != nil {
 		return err
 	}
-	p.snapChunks = chunks
-	p.snapIndex = msg.GetMessage().GetSnapshot().GetMetadata().GetIndex()
-	if err := p.rn.Step(msg.GetMessage()); err != nil {
-		s.cfg.Logger.Debugf("region %d: step snapshot: %v", p.regionID, err)
+	if err := checkSender(p, msg); err != nil {
+		s.dropInvalid(msg, err)
+		return nil
 	}
-	return nil
+	if ours, theirs := p.region.GetEpoch(), hdr.GetRegion().GetEpoch(); p.region != nil &&
+		(theirs.GetConfVer() < ours.GetConfVer() || theirs.GetVersion() < ours.GetVersion()) {
+		s.cfg.Logger.Debugf("region %d: dropped a snapshot of epoch %v, older than the peer's %v", p.regionID, theirs, ours)
+		return nil
+	}
+	md := msg.GetMessage().GetSnapshot().GetMetadata()
+	if p.snapStreams == nil {
+		p.snapStreams = map[snapKey][]*raftkvpb.SnapshotChunk{}
+	}
+	p.snapStreams[snapKey{md.GetIndex(), md.GetTerm()}] = chunks
+	return s.step(p, msg.GetMessage())
 }
 
 // propose starts a client write, or a membership change, on the leader.
@@ -589,7 +730,7 @@ func (s *Store) propose(pr *proposal) {
 		return
 	}
 	s.nextProposal++
-	pr.req.StoreId, pr.req.ProposalId = s.id, s.nextProposal
+	pr.req.StoreId, pr.req.BootId, pr.req.ProposalId = s.id, s.bootID, s.nextProposal
 	data, err := proto.Marshal(pr.req)
 	if err != nil {
 		pr.done <- fmt.Errorf("%w: %v", api.ErrInvalid, err)

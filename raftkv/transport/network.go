@@ -26,7 +26,11 @@ type Filter func(from, to uint64, m *raftkvpb.RaftMessage) bool
 
 // Unreliable describes how badly a Network treats the messages that pass
 // its partitions and filters. The zero value is a perfect network. Each
-// rate is a probability in [0, 1] applied per raft message.
+// rate is a probability in [0, 1] applied per raft message, and per
+// snapshot stream: a dropped stream fails, a delayed one is held back
+// before delivery (later streams and messages overtake it), and a
+// duplicated one is delivered a second time, after a random delay up to
+// MaxDelay, as a stream sent again would be.
 type Unreliable struct {
 	// DropRate is the chance that a message is lost.
 	DropRate float64
@@ -299,10 +303,59 @@ func (t *netTransport) SendSnapshot(ctx context.Context, to uint64, write func(s
 			ok = false
 		}
 	}
+	var delay, dupDelay time.Duration
+	dup := false
+	if u := n.unreliable; ok && u.MaxDelay > 0 {
+		if u.DelayRate > 0 && n.rng.Float64() < u.DelayRate {
+			delay = time.Duration(n.rng.Int64N(int64(u.MaxDelay)))
+		}
+		if u.DuplicateRate > 0 && n.rng.Float64() < u.DuplicateRate {
+			dup, dupDelay = true, time.Duration(n.rng.Int64N(int64(u.MaxDelay)))
+			n.timers.Add(1)
+		}
+	}
 	n.mu.Unlock()
 	if !ok {
 		n.snapshotsDropped.Add(1)
 		return fmt.Errorf("snapshot to store %d: %w", to, ErrUnreachable)
 	}
+	if dup {
+		n.duplicated.Add(1)
+		again := make([]*raftkvpb.SnapshotChunk, len(chunks))
+		for i, c := range chunks {
+			again[i] = proto.CloneOf(c)
+		}
+		time.AfterFunc(dupDelay, func() {
+			defer n.timers.Done()
+			if h := n.snapshotHandler(t.from, to); h != nil {
+				_ = h.HandleSnapshot(again)
+			}
+		})
+	}
+	if delay > 0 {
+		n.delayed.Add(1)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		// The receiver may have gone, or come back, meanwhile.
+		if h = n.snapshotHandler(t.from, to); h == nil {
+			n.snapshotsDropped.Add(1)
+			return fmt.Errorf("snapshot to store %d: %w", to, ErrUnreachable)
+		}
+	}
 	return h.HandleSnapshot(chunks)
+}
+
+// snapshotHandler returns the handler a held-back snapshot stream from
+// store from reaches now, nil if none.
+func (n *Network) snapshotHandler(from, to uint64) Handler {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	h := n.handlers[to]
+	if h == nil || n.handlers[from] == nil || !n.linkedLocked(from, to) {
+		return nil
+	}
+	return h
 }

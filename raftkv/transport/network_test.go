@@ -17,6 +17,9 @@ type sink struct {
 	mu    sync.Mutex
 	msgs  []*raftkvpb.RaftMessage
 	snaps int
+	// snapRegions holds the region id of each snapshot stream, in the
+	// order they arrived.
+	snapRegions []uint64
 }
 
 func (s *sink) HandleRaft(b *raftkvpb.RaftMessageBatch) {
@@ -29,6 +32,7 @@ func (s *sink) HandleSnapshot(chunks []*raftkvpb.SnapshotChunk) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.snaps++
+	s.snapRegions = append(s.snapRegions, chunks[0].GetHeader().GetMessage().GetRegionId())
 	return nil
 }
 
@@ -151,5 +155,54 @@ func TestNetworkUnreliable(t *testing.T) {
 	}
 	if uint64(len(msgs)) != st.Delivered {
 		t.Errorf("handler got %d, stats say %d delivered", len(msgs), st.Delivered)
+	}
+}
+
+// TestNetworkDelaysAndDuplicatesSnapshots: an unreliable network holds
+// snapshot streams back, so that they overtake each other, and delivers
+// some twice, as it does raft messages: a receiver must cope with a stale
+// stream arriving after a newer one, and with the same stream twice.
+func TestNetworkDelaysAndDuplicatesSnapshots(t *testing.T) {
+	n, sinks := newNet(t)
+	n.SetUnreliable(transport.Unreliable{DelayRate: 1, DuplicateRate: 1, MaxDelay: 30 * time.Millisecond})
+	const streams = 20
+	var wg sync.WaitGroup
+	for i := range streams {
+		region := uint64(i + 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := n.Transport(1).SendSnapshot(context.Background(), 2, func(send func(*raftkvpb.SnapshotChunk) error) error {
+				return send(&raftkvpb.SnapshotChunk{Chunk: &raftkvpb.SnapshotChunk_Header{Header: &raftkvpb.SnapshotHeader{
+					Message: &raftkvpb.RaftMessage{RegionId: region}}}})
+			})
+			if err != nil {
+				t.Errorf("snapshot of region %d: %v", region, err)
+			}
+		}()
+		time.Sleep(time.Millisecond)
+	}
+	wg.Wait()
+	n.WaitDelayed()
+	s := sinks[2]
+	s.mu.Lock()
+	got := append([]uint64(nil), s.snapRegions...)
+	s.mu.Unlock()
+	seen := map[uint64]int{}
+	ordered := true
+	for i, r := range got {
+		seen[r]++
+		if i > 0 && r < got[i-1] {
+			ordered = false
+		}
+	}
+	if len(got) != 2*streams || len(seen) != streams {
+		t.Fatalf("%d streams delivered for %d regions, want each of %d twice: %v", len(got), len(seen), streams, got)
+	}
+	if ordered {
+		t.Errorf("streams arrived in the order they were sent: %v", got)
+	}
+	if st := n.Stats(); st.Delayed < streams || st.Duplicated < streams {
+		t.Errorf("stats %+v: want %d delayed and duplicated", st, streams)
 	}
 }
