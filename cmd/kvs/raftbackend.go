@@ -233,12 +233,9 @@ func (b *raftBackend) InfoSections() []server.InfoSection {
 	add := func(k, v string) { sec.Fields = append(sec.Fields, server.InfoField{Key: k, Value: v}) }
 	add("store_id", strconv.FormatUint(b.st.ID(), 10))
 	for _, r := range b.st.Status() {
-		state := "follower"
-		switch {
-		case r.Leader:
-			state = "leader"
-		case r.LeaderID == 0:
-			state = "candidate"
+		state := r.State
+		if state == "precandidate" {
+			state = "candidate" // campaigning, in PreVote's first phase
 		}
 		p := fmt.Sprintf("region%d_", r.RegionID)
 		if len(b.st.Status()) == 1 {

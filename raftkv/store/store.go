@@ -71,9 +71,12 @@ var (
 // RegionStatus is what a store knows about one of its peers, as of the
 // end of the loop's last round.
 type RegionStatus struct {
-	RegionID  uint64
-	PeerID    uint64
-	Leader    bool
+	RegionID uint64
+	PeerID   uint64
+	Leader   bool
+	// State is raft's state for the peer: "leader", "follower",
+	// "candidate" or "precandidate" (campaigning with PreVote).
+	State     string
 	LeaderID  uint64 // raft id of the leader, 0 if unknown
 	Term      uint64
 	Commit    uint64
@@ -772,6 +775,19 @@ func (s *Store) startRead(r *readReq) {
 // errEngine wraps an engine failure in the loop.
 var errEngine = errors.New("store: engine")
 
+// raftStateName names a raft state as INFO and the status pages do.
+func raftStateName(st raft.StateType) string {
+	switch st {
+	case raft.StateLeader:
+		return "leader"
+	case raft.StateCandidate:
+		return "candidate"
+	case raft.StatePreCandidate:
+		return "precandidate"
+	}
+	return "follower"
+}
+
 func (s *Store) publishStatus() {
 	s.statusMu.Lock()
 	defer s.statusMu.Unlock()
@@ -782,6 +798,7 @@ func (s *Store) publishStatus() {
 			RegionID:  id,
 			PeerID:    p.id,
 			Leader:    st.RaftState == raft.StateLeader,
+			State:     raftStateName(st.RaftState),
 			LeaderID:  st.Lead,
 			Term:      st.GetTerm(),
 			Commit:    st.GetCommit(),
