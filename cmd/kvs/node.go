@@ -1,15 +1,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/signal"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/kvs-lab/kvs/raftkv/raftkvpb"
@@ -212,30 +208,8 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 		closeAll()
 		return err
 	}
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	served := make(chan error, 1)
-	go func() { served <- srv.ListenAndServe() }()
-	var serveErr error
-	select {
-	case serveErr = <-served:
-		served = nil
-	case <-srv.Done():
-	case <-ctx.Done():
-		logger.Info("signal received, shutting down")
-	}
-	stop()
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	err = srv.Shutdown(sctx)
-	if served != nil {
-		serveErr = <-served
-	}
-	if serveErr != nil && !errors.Is(serveErr, net.ErrClosed) {
-		return serveErr
-	}
-	if err != nil {
-		return fmt.Errorf("kvs node: shutdown: %w", err)
+	if err := serveUntilStopped(cmd, srv, logger, shutdownGrace); err != nil {
+		return fmt.Errorf("kvs node: %w", err)
 	}
 	return nil
 }

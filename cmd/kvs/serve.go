@@ -242,7 +242,18 @@ func runServe(cmd *cobra.Command, g *globals, f *serveFlags) error {
 		e.Close()
 		return err
 	}
+	if err := serveUntilStopped(cmd, srv, logger, f.shutdown); err != nil {
+		return fmt.Errorf("kvs serve: %w", err)
+	}
+	logger.Info("engine closed")
+	return nil
+}
 
+// serveUntilStopped runs srv until a client sends SHUTDOWN or the process
+// gets SIGINT or SIGTERM, then shuts it down gracefully, giving in-flight
+// commands up to grace. It returns a listening error or a failed shutdown
+// (which closes the backend).
+func serveUntilStopped(cmd *cobra.Command, srv *server.Server, logger *logrus.Entry, grace time.Duration) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	served := make(chan error, 1)
@@ -259,9 +270,9 @@ func runServe(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	// Restore the default signal behaviour: a second SIGINT or SIGTERM
 	// during a slow shutdown kills the process at once.
 	stop()
-	sctx, cancel := context.WithTimeout(context.Background(), f.shutdown)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	err = srv.Shutdown(sctx)
+	err := srv.Shutdown(sctx)
 	if served != nil {
 		serveErr = <-served
 	}
@@ -269,9 +280,8 @@ func runServe(cmd *cobra.Command, g *globals, f *serveFlags) error {
 		return serveErr
 	}
 	if err != nil {
-		return fmt.Errorf("kvs serve: shutdown: %w", err)
+		return fmt.Errorf("shutdown: %w", err)
 	}
-	logger.Info("engine closed")
 	return nil
 }
 
