@@ -54,7 +54,11 @@ func waitLeader(t *testing.T, dir string, d time.Duration) statusRow {
 func TestClusterUpAndStatus(t *testing.T) {
 	tmp := t.TempDir()
 	bin := filepath.Join(tmp, "kvs")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	build := []string{"build", "-o", bin}
+	if raceEnabled {
+		build = append(build, "-race") // reuse the packages this test binary was built from
+	}
+	if out, err := exec.Command("go", append(build, ".")...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	dir := filepath.Join(tmp, "cluster")
