@@ -19,7 +19,8 @@
 //	propose the new writes, start ReadIndex for the new reads
 //	handle the Readies of all peers:
 //	    one batch: every peer's snapshot data, entries, hard state
-//	    one engine Write with Sync, then commit the raftstorage Updates
+//	    one engine Write, synced if any Ready MustSync (or has a snapshot),
+//	    then commit the raftstorage Updates
 //	    send the messages, batched per destination store (MsgSnap: a stream)
 //	    apply committed entries: data + sessions + applied index, one batch per peer
 //	    note ReadStates; Advance

@@ -157,7 +157,8 @@ type pending struct {
 // order etcd raft's Ready contract and Raft §5 require:
 //
 //  1. persist: the snapshot, entries and hard state of ALL peers go into
-//     one batch, written with one synced engine Write; then the Updates
+//     one batch, written with one engine Write, synced unless every Ready
+//     only moved a commit index (raft's Ready.MustSync); then the Updates
 //     commit, so raft's view of its Storage changes only once it is
 //     durable;
 //  2. send the messages (a vote or an append acknowledgement promises
@@ -169,11 +170,18 @@ type pending struct {
 func (s *Store) handleReadies() (bool, error) {
 	var ps []*pending
 	wb := new(kvs.Batch)
+	// mustSync: some peer's Ready promises something about the disk (new
+	// entries, a vote or a term: raft's Ready.MustSync) or installs a
+	// snapshot. A Ready that only moves the commit index need not wait
+	// for an fsync: a lost commit index is learned again from the leader,
+	// and the next synced write makes this one durable too.
+	mustSync := false
 	for _, p := range s.peers {
 		if !p.rn.HasReady() {
 			continue
 		}
 		rd := p.rn.Ready()
+		mustSync = mustSync || rd.MustSync || !raft.IsEmptySnap(rd.Snapshot)
 		u := p.st.NewUpdate(wb)
 		if !raft.IsEmptySnap(rd.Snapshot) {
 			if err := s.persistSnapshot(p, u, wb, rd.Snapshot); err != nil {
@@ -192,7 +200,7 @@ func (s *Store) handleReadies() (bool, error) {
 		return false, nil
 	}
 	if !wb.Empty() {
-		if err := s.eng.Write(wb, kvs.Sync); err != nil {
+		if err := s.eng.Write(wb, kvs.WriteOptions{Sync: mustSync}); err != nil {
 			return false, fmt.Errorf("%w: persist raft state: %w", errEngine, err)
 		}
 	}
