@@ -232,13 +232,14 @@ func (b *raftBackend) InfoSections() []server.InfoSection {
 	sec := server.InfoSection{Name: "raft"}
 	add := func(k, v string) { sec.Fields = append(sec.Fields, server.InfoField{Key: k, Value: v}) }
 	add("store_id", strconv.FormatUint(b.st.ID(), 10))
-	for _, r := range b.st.Status() {
+	regions := b.st.Status()
+	for _, r := range regions {
 		state := r.State
 		if state == "precandidate" {
 			state = "candidate" // campaigning, in PreVote's first phase
 		}
 		p := fmt.Sprintf("region%d_", r.RegionID)
-		if len(b.st.Status()) == 1 {
+		if len(regions) == 1 {
 			p = ""
 			add("region_id", strconv.FormatUint(r.RegionID, 10))
 		}

@@ -64,16 +64,7 @@ func (s *Store) RemovePeer(ctx context.Context, regionID, storeID uint64) error 
 }
 
 func (s *Store) changeMembership(ctx context.Context, c *confChange) error {
-	pr := &proposal{conf: c, done: make(chan error, 1)}
-	s.in.push(func(b *inboxBatch) { b.props = append(b.props, pr) })
-	select {
-	case err := <-pr.done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", api.ErrTimeout, ctx.Err())
-	case <-s.loopDone:
-		return api.ErrStopped
-	}
+	return s.proposeAndWait(ctx, &proposal{conf: c, done: make(chan error, 1)})
 }
 
 // TransferLeader asks the leader of region regionID (this store, or a

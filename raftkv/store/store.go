@@ -296,7 +296,12 @@ func (s *Store) Write(ctx context.Context, req *raftkvpb.Request) error {
 			return fmt.Errorf("%w: unknown op type %v", api.ErrInvalid, t)
 		}
 	}
-	pr := &proposal{req: proto.CloneOf(req), done: make(chan error, 1)}
+	return s.proposeAndWait(ctx, &proposal{req: proto.CloneOf(req), done: make(chan error, 1)})
+}
+
+// proposeAndWait hands pr to the loop and waits until it applied or
+// failed, ctx ended (the write may have applied) or the store stopped.
+func (s *Store) proposeAndWait(ctx context.Context, pr *proposal) error {
 	s.in.push(func(b *inboxBatch) { b.props = append(b.props, pr) })
 	select {
 	case err := <-pr.done:
