@@ -23,7 +23,10 @@ type Stats struct {
 	// FilterSkips counts the tables a Get skipped because their bloom
 	// filter ruled the key out (lsm). Tables probed = DiskReads+FilterSkips.
 	FilterSkips int64
-	Syncs       int64 // fsyncs of data files and logs
+	// MemtableFilterSkips counts the memtables a Get skipped because their
+	// bloom filter ruled the key out (lsm), without searching them.
+	MemtableFilterSkips int64
+	Syncs               int64 // fsyncs of data files and logs
 
 	Compactions            int64         // completed merges or compactions
 	CompactionTime         time.Duration // time spent in them

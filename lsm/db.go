@@ -166,6 +166,7 @@ type DB struct {
 
 	stats struct {
 		gets, diskReads, filterSkips, syncs atomic.Int64
+		memFilterSkips                      atomic.Int64
 		userBytesWritten, diskBytesWritten  atomic.Int64
 		compactions, compactionNanos        atomic.Int64
 		compactionRead, compactionWritten   atomic.Int64

@@ -131,13 +131,24 @@ func (db *DB) Get(key []byte) ([]byte, error) {
 	return db.get(rs, key, seq)
 }
 
-// get looks key up in rs as of seq: the memtables newest first, then the
+// get looks key up in rs as of seq: the memtables newest first (each
+// skipped when its bloom filter rules the key out), then the
 // L0 tables newest first, then the one table of each deeper level whose
 // key range holds key. The first version found is the newest: every
 // source holds only versions older than those of the sources before it.
 func (db *DB) get(rs *readState, key []byte, seq uint64) ([]byte, error) {
 	db.stats.gets.Add(1)
-	for _, m := range rs.mems() {
+	for i := -1; i < len(rs.imm); i++ {
+		m := rs.mem
+		if i >= 0 {
+			m = rs.imm[i]
+		}
+		// Most Gets of a read-mostly workload are for keys in the tables:
+		// the memtable's filter answers those without a skiplist search.
+		if !m.MayContain(key) {
+			db.stats.memFilterSkips.Add(1)
+			continue
+		}
 		if v, kind, ok := m.Get(key, seq); ok {
 			if kind == base.KindDelete {
 				return nil, kvs.ErrNotFound

@@ -19,11 +19,11 @@ import (
 //   - Syncs counts every fsync: of WALs (group commit shares one among
 //     writers), tables, the MANIFEST and CURRENT, and of the directory
 //     after a file is created or renamed.
-//   - IndexBytes is the memory the engine holds for reading: the memtable
-//     arena bytes in use (mutable and immutable memtables) + the index and
-//     bloom filter blocks of every open table (Reader keeps both in
-//     memory; counted at their size in the file) + the block cache's bytes
-//     in use. IndexKind is "lsm".
+//   - IndexBytes is the memory the engine holds for reading: the arena
+//     bytes in use and the bloom filter of each memtable (mutable and
+//     immutable) + the index and bloom filter blocks of every open table
+//     (Reader keeps both in memory; counted at their size in the file) +
+//     the block cache's bytes in use. IndexKind is "lsm".
 //   - LiveKeys and LiveBytes are an estimate: the tree holds old versions
 //     and tombstones until compaction drops them, and only a full scan
 //     counts live keys exactly. Over all tables and memtables, with S set
@@ -41,6 +41,7 @@ func (db *DB) Stats() kvs.Stats {
 		Gets:                   db.stats.gets.Load(),
 		DiskReads:              db.stats.diskReads.Load(),
 		FilterSkips:            db.stats.filterSkips.Load(),
+		MemtableFilterSkips:    db.stats.memFilterSkips.Load(),
 		Syncs:                  db.stats.syncs.Load(),
 		Compactions:            db.stats.compactions.Load(),
 		CompactionTime:         time.Duration(db.stats.compactionNanos.Load()),
@@ -84,7 +85,7 @@ func (db *DB) Stats() kvs.Stats {
 		}
 	}
 	for _, m := range rs.mems() {
-		s.IndexBytes += int64(m.Size())
+		s.IndexBytes += int64(m.Size() + m.FilterBytes())
 		live.addMemtable(m)
 	}
 	s.IndexBytes += db.cache.Metrics().Size

@@ -54,6 +54,9 @@ type Memtable struct {
 	height atomic.Uint32
 	// count is the number of Adds that returned nil.
 	count atomic.Int64
+	// filter holds every user key added (and a few that lost a race to
+	// add), so that Get can skip the search for most absent keys.
+	filter *filter
 }
 
 // New returns an empty memtable with an arena of arenaBytes bytes, rounded
@@ -63,7 +66,7 @@ type Memtable struct {
 func New(arenaBytes int) *Memtable {
 	capacity := uint64(max(arenaBytes, 0)) &^ 3
 	capacity = min(max(capacity, EmptySize), MaxArenaBytes)
-	m := &Memtable{arena: newArena(int(capacity))}
+	m := &Memtable{arena: newArena(int(capacity)), filter: newFilter(int(capacity))}
 	head, ok := m.arena.newNode(maxHeight, base.InternalKey{}, nil)
 	if !ok {
 		panic("memtable: the head node does not fit in a minimum-size arena")
@@ -134,6 +137,9 @@ func (m *Memtable) Add(key base.InternalKey, value []byte) error {
 		return fmt.Errorf("%w: %s needs %d bytes, %d of %d used",
 			ErrArenaFull, key, nodeSize(h, len(key.UserKey), len(value)), m.Size(), m.Capacity())
 	}
+	// The key goes into the filter before the node is linked, so a reader
+	// that can reach the node also passes the filter.
+	m.filter.add(key.UserKey)
 
 	// Raise the list height before linking above it, so searches that
 	// start at the list height can reach the new levels.
@@ -174,6 +180,15 @@ func (m *Memtable) Add(key base.InternalKey, value []byte) error {
 	return nil
 }
 
+// MayContain reports whether the memtable may hold a version of userKey,
+// by its bloom filter alone; false is certain. Get consults the filter
+// itself; an engine that counts filter skips calls MayContain first.
+func (m *Memtable) MayContain(userKey []byte) bool { return m.filter.mayContain(userKey) }
+
+// FilterBytes returns the memory of the memtable's bloom filter, which is
+// allocated at New beside the arena and not counted in Size or Capacity.
+func (m *Memtable) FilterBytes() int { return m.filter.bytes() }
+
 // Get returns the newest version of userKey with a sequence number at most
 // seq, as a reader at snapshot seq sees it: its value and kind. found is
 // false when the memtable holds no such version. A version of kind
@@ -184,6 +199,9 @@ func (m *Memtable) Add(key base.InternalKey, value []byte) error {
 // and unchanged for as long as the caller holds it, after the memtable is
 // dropped too. Get is safe for concurrent use and never blocks.
 func (m *Memtable) Get(userKey []byte, seq uint64) (value []byte, kind base.Kind, found bool) {
+	if !m.filter.mayContain(userKey) {
+		return nil, 0, false
+	}
 	// Versions of userKey sort newest first, so the first node at or after
 	// (userKey, seq, KindMax) is the newest version visible at seq, if its
 	// user key is userKey.

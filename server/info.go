@@ -147,6 +147,7 @@ func engineFields(st kvs.Stats) []InfoField {
 		{"gets", i(st.Gets)},
 		{"disk_reads", i(st.DiskReads)},
 		{"filter_skips", i(st.FilterSkips)},
+		{"memtable_filter_skips", i(st.MemtableFilterSkips)},
 		{"syncs", i(st.Syncs)},
 		{"compactions", i(st.Compactions)},
 		{"compaction_time_seconds", f(st.CompactionTime.Seconds())},

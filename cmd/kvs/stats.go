@@ -62,8 +62,8 @@ func printStats(w io.Writer, st kvs.Stats) {
 	fmt.Fprintf(tw, "user bytes written\t%s\tsince open\n", humanBytes(st.UserBytesWritten))
 	fmt.Fprintf(tw, "disk bytes written\t%s\twrite amplification %.2f\n", humanBytes(st.DiskBytesWritten), st.WriteAmp())
 	skips := ""
-	if st.FilterSkips > 0 {
-		skips = fmt.Sprintf(" (%d tables skipped by bloom filters)", st.FilterSkips)
+	if st.FilterSkips > 0 || st.MemtableFilterSkips > 0 {
+		skips = fmt.Sprintf(" (bloom filters skipped %d tables and %d memtable searches)", st.FilterSkips, st.MemtableFilterSkips)
 	}
 	fmt.Fprintf(tw, "gets\t%d\t%d disk reads, read amplification %.2f%s\n", st.Gets, st.DiskReads, st.ReadAmp(), skips)
 	fmt.Fprintf(tw, "fsyncs\t%d\n", st.Syncs)
