@@ -149,20 +149,25 @@ func (i *blockIter) decodeAt(off int) bool {
 		return false
 	}
 	p := i.data[off:]
-	shared, n1 := binary.Uvarint(p)
-	if n1 <= 0 {
-		i.corrupt("bad shared length at entry offset %d", off)
-		return false
-	}
-	unshared, n2 := binary.Uvarint(p[n1:])
-	if n2 <= 0 {
-		i.corrupt("bad unshared length at entry offset %d", off)
-		return false
-	}
-	vlen, n3 := binary.Uvarint(p[n1+n2:])
-	if n3 <= 0 {
-		i.corrupt("bad value length at entry offset %d", off)
-		return false
+	var shared, unshared, vlen uint64
+	var n1, n2, n3 int
+	if len(p) >= 3 && (p[0]|p[1]|p[2])&0x80 == 0 {
+		// The common case, a key and value shorter than 128 bytes: three
+		// one-byte varints, decoded without a call.
+		shared, unshared, vlen, n1, n2, n3 = uint64(p[0]), uint64(p[1]), uint64(p[2]), 1, 1, 1
+	} else {
+		if shared, n1 = binary.Uvarint(p); n1 <= 0 {
+			i.corrupt("bad shared length at entry offset %d", off)
+			return false
+		}
+		if unshared, n2 = binary.Uvarint(p[n1:]); n2 <= 0 {
+			i.corrupt("bad unshared length at entry offset %d", off)
+			return false
+		}
+		if vlen, n3 = binary.Uvarint(p[n1+n2:]); n3 <= 0 {
+			i.corrupt("bad value length at entry offset %d", off)
+			return false
+		}
 	}
 	p = p[n1+n2+n3:]
 	if shared > uint64(len(i.key)) || unshared > uint64(len(p)) || vlen > uint64(len(p))-unshared {

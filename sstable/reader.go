@@ -183,7 +183,22 @@ func (r *Reader) readBlockNoCache(h blockHandle, what string) ([]byte, error) {
 			"sstable: %s block handle (offset %d, length %d) points past the blocks (%d bytes)", what, h.Offset, h.Length, r.dataEnd)
 	}
 	off := int64(h.Offset)
-	buf := make([]byte, h.Length+blockTrailerLen)
+	// The block as stored is read into a pooled buffer: a compressed block
+	// is needed only until it is decoded into the block returned, and an
+	// uncompressed one is copied out. Either way each read allocates just
+	// the block it returns.
+	n := int(h.Length + blockTrailerLen)
+	var buf []byte
+	if n <= maxPooledRead {
+		rb := readBufPool.Get().(*[]byte)
+		defer readBufPool.Put(rb)
+		if cap(*rb) < n {
+			*rb = make([]byte, n)
+		}
+		buf = (*rb)[:n]
+	} else {
+		buf = make([]byte, n) // an index or filter block, read once at Open
+	}
 	if err := r.readAt(buf, off); err != nil {
 		return nil, err
 	}
@@ -193,7 +208,7 @@ func (r *Reader) readBlockNoCache(h blockHandle, what string) ([]byte, error) {
 	}
 	switch typ {
 	case blockTypeNone:
-		return stored, nil
+		return bytes.Clone(stored), nil
 	case blockTypeSnappy:
 		n, err := snappy.DecodedLen(stored)
 		if err != nil || n > maxSnappyRatio*len(stored)+64 {
@@ -281,6 +296,14 @@ func (r *Reader) Search(userKey []byte, seq uint64) (value []byte, kind base.Kin
 	}
 	return nil, 0, false, index.err
 }
+
+// readBufPool holds the buffers blocks are read into before they are
+// verified and decoded: data blocks, about BlockSize each. Larger reads
+// (maxPooledRead) get a buffer of their own, so the pool never keeps a
+// big one alive.
+var readBufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledRead = 256 << 10
 
 // getState is the scratch space of one Get, pooled so that Gets allocate
 // only the value they return.
