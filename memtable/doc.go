@@ -98,10 +98,21 @@
 // readers run: the arena is dropped whole, by the garbage collector, when
 // no memtable, iterator or returned slice refers to it.
 //
+// # The filter
+//
+// Beside the arena, each memtable keeps a blocked bloom filter of the
+// user keys added (filter.go), sized at 10 bits per 64 arena bytes. Add
+// sets a key's bits before it links the node; Get checks them first and
+// answers "not found" without a search when the filter rules the key out.
+// An LSM Get asks every memtable before any table, so in a read-mostly
+// store this saves most memtable searches. MayContain exposes the check
+// for engines that count it; FilterBytes its memory.
+//
 // # Costs
 //
 // For n entries: Add, Get, SeekGE, SeekLT, First and Last are O(log n)
 // expected; Next is O(1); Prev is O(log n) expected, because nodes have no
 // back links and Prev searches for the predecessor from the head. Size,
-// Len and Empty are O(1). The memory is the arena, fixed at New.
+// Len and Empty are O(1); a Get of a key the filter rules out is O(1)
+// too. The memory is the arena and the filter, both fixed at New.
 package memtable
