@@ -190,6 +190,48 @@ func (i *blockIter) decodeAt(off int) bool {
 	return true
 }
 
+// restartKey returns the key of restart point r's entry, in place: a
+// restart entry shares nothing with its predecessor, so its key bytes are
+// all in the block. ok is false, with i.err set, for a damaged entry.
+func (i *blockIter) restartKey(r int) (key []byte, ok bool) {
+	off := i.restartOffset(r)
+	if off < 0 {
+		return nil, false
+	}
+	p := i.data[off:]
+	var shared, unshared uint64
+	var n1, n2, n3 int
+	if len(p) >= 3 && (p[0]|p[1]|p[2])&0x80 == 0 {
+		shared, unshared, n1, n2, n3 = uint64(p[0]), uint64(p[1]), 1, 1, 1
+	} else {
+		if shared, n1 = binary.Uvarint(p); n1 <= 0 {
+			i.corrupt("bad shared length at entry offset %d", off)
+			return nil, false
+		}
+		if unshared, n2 = binary.Uvarint(p[n1:]); n2 <= 0 {
+			i.corrupt("bad unshared length at entry offset %d", off)
+			return nil, false
+		}
+		if _, n3 = binary.Uvarint(p[n1+n2:]); n3 <= 0 {
+			i.corrupt("bad value length at entry offset %d", off)
+			return nil, false
+		}
+	}
+	p = p[n1+n2+n3:]
+	if shared != 0 || unshared > uint64(len(p)) {
+		i.corrupt("restart entry at offset %d shares %d bytes or overruns its block", off, shared)
+		return nil, false
+	}
+	key = p[:unshared:unshared]
+	if i.internal {
+		if _, ok := base.DecodeInternalKey(key); !ok {
+			i.corrupt("bad internal key at entry offset %d", off)
+			return nil, false
+		}
+	}
+	return key, true
+}
+
 // seekRestart positions the iterator at restart point r.
 func (i *blockIter) seekRestart(r int) bool {
 	off := i.restartOffset(r)
@@ -213,10 +255,14 @@ func (i *blockIter) searchRestarts(target []byte) int {
 	lo, hi := 0, i.numRestarts
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		if !i.seekRestart(mid) {
+		// NB: a restart entry's key is stored whole, so the search
+		// compares it where it lies instead of decoding the entry; the
+		// caller decodes the one restart it lands on.
+		k, ok := i.restartKey(mid)
+		if !ok {
 			return -1
 		}
-		if i.compare(i.key, target) < 0 {
+		if i.compare(k, target) < 0 {
 			lo = mid + 1
 		} else {
 			hi = mid
