@@ -102,10 +102,17 @@ func TestOpenRejectsCorruptState(t *testing.T) {
 
 // TestReadsReportLogDamage removes an entry under an open Storage: Term
 // and Entries return a corruption error instead of panicking or returning
-// a short log.
+// a short log. The Storage is a reopened one, whose entry cache is empty:
+// entries a Storage appended itself are served from its cache while they
+// are cached, and damage to their copies on disk shows at the next Open.
 func TestReadsReportLogDamage(t *testing.T) {
 	forEach(t, func(t *testing.T, h *harness) {
-		s := h.withLog(1, index(3).terms(3, 4, 5, 6), 3)
+		_ = h.withLog(1, index(3).terms(3, 4, 5, 6), 3).Close()
+		s, err := raftstorage.Open(h.eng, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
 		if err := h.eng.Delete(raftstorage.EntryKey(1, 5), kvs.Sync); err != nil {
 			t.Fatal(err)
 		}

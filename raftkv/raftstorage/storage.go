@@ -81,6 +81,8 @@ type Storage struct {
 	version    [numParts]uint64
 	// snap is the region snapshot Snapshot last generated; see snapshot.go.
 	snap *RegionSnapshot
+	// cache holds the newest log entries; see entrycache.go.
+	cache entryCache
 }
 
 var _ raft.Storage = (*Storage)(nil)
@@ -93,7 +95,8 @@ var _ raft.Storage = (*Storage)(nil)
 // caller bootstraps it with Update.Bootstrap. Errors name the region and
 // the key; damage is a *CorruptionError.
 func Open(engine kvs.Engine, regionID uint64) (*Storage, error) {
-	s := &Storage{engine: engine, regionID: regionID}
+	s := &Storage{engine: engine, regionID: regionID,
+		cache: entryCache{maxEntries: defaultCacheEntries, maxBytes: defaultCacheBytes}}
 	raftState := &raftkvpb.RaftLocalState{}
 	applyState := &raftkvpb.RaftApplyState{}
 	region := &raftkvpb.RegionLocalState{}
@@ -356,6 +359,11 @@ func (s *Storage) Term(i uint64) (uint64, error) {
 	case i == s.raftState.GetLastIndex():
 		return s.raftState.GetLastTerm(), nil
 	}
+	if e, ok := s.cache.get(i); ok {
+		s.cache.hits++
+		return e.GetTerm(), nil
+	}
+	s.cache.misses++
 	e, err := s.readEntry(s.engine, i)
 	if err != nil {
 		return 0, err
@@ -387,7 +395,8 @@ func (s *Storage) readEntry(r kvs.Reader, i uint64) (*raftpb.Entry, error) {
 // their total proto.Size stays within maxSize, but always at least one
 // entry. It returns raft.ErrCompacted if lo is at or below the truncated
 // index and raft.ErrUnavailable if hi is past LastIndex+1. The returned
-// slice and entries are new; the caller owns them.
+// slice is new, but the newest entries come from the entry cache and are
+// shared with it: the caller must not modify them (raft does not).
 func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -402,22 +411,50 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	}
 	ents := make([]*raftpb.Entry, 0, min(hi-lo, 64))
 	var size uint64
-	limited := false
-	err := s.scanEntries(s.engine, lo, hi, func(_ []byte, e *raftpb.Entry) bool {
+	add := func(e *raftpb.Entry) bool {
 		size += uint64(proto.Size(e))
 		if len(ents) > 0 && size > maxSize {
-			limited = true
 			return false
 		}
 		ents = append(ents, e)
 		return true
-	})
-	if err != nil {
-		return nil, err
 	}
-	if !limited && uint64(len(ents)) != hi-lo {
-		missing := lo + uint64(len(ents))
-		return nil, corruptf(s.regionID, EntryKey(s.regionID, missing), "raft log entry %d is missing (last index %d)", missing, s.raftState.GetLastIndex())
+	// The entries below the cache's first come from the engine, one Get
+	// each (an iterator would cost a sort of every key on bitcask's hash
+	// keydir); the rest from the cache, which runs to the last index.
+	next := lo
+	cacheFirst := s.cache.firstIndex()
+	for ; next < hi && (cacheFirst == 0 || next < cacheFirst); next++ {
+		s.cache.misses++
+		e, err := s.readEntry(s.engine, next)
+		if err != nil {
+			return nil, err
+		}
+		if !add(e) {
+			return ents, nil
+		}
+	}
+	for ; next < hi; next++ {
+		e, ok := s.cache.get(next)
+		if !ok {
+			// NB: a broken invariant, not bad data: the cache ends at the
+			// last index, and hi is at most last+1.
+			panic(fmt.Sprintf("raftstorage: region %d: entry %d is neither before the cache nor in it (cache %d..%d)",
+				s.regionID, next, s.cache.firstIndex(), s.cache.lastIndex()))
+		}
+		s.cache.hits++
+		if !add(e) {
+			break
+		}
 	}
 	return ents, nil
+}
+
+// CacheStats returns how many entries Entries and Term served from the
+// entry cache (hits) and read from the engine (misses), and the entries
+// and encoded bytes the cache holds now.
+func (s *Storage) CacheStats() (hits, misses uint64, entries, bytes int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cache.hits, s.cache.misses, len(s.cache.ents), s.cache.bytes
 }

@@ -53,6 +53,12 @@ type Update struct {
 	// truncated is set by CompactTo and ApplySnapshot: the Storage's
 	// cached snapshot may be stale once the Update commits.
 	truncated bool
+	// What Commit does to the entry cache, in this order: empty it (a
+	// snapshot or Destroy replaced the log), add the appended runs, trim
+	// it to compactedTo (log GC).
+	resetCache  bool
+	appended    [][]*raftpb.Entry
+	compactedTo uint64
 }
 
 // NewUpdate starts an Update that writes into wb. wb may be shared with
@@ -151,7 +157,9 @@ func (u *Update) Bootstrap(region *raftkvpb.Region) error {
 // the log (a new leader replacing a conflicting tail), every old entry
 // past the new last entry is deleted, so the log on disk always ends where
 // LastIndex says. entries must be consecutive and must not leave a gap
-// after the current last index. The entries are not retained.
+// after the current last index. After Commit the Storage's entry cache
+// holds the entries themselves, so they must not be modified afterwards
+// (raft never modifies an entry it has handed out in a Ready).
 func (u *Update) Append(entries []*raftpb.Entry) error {
 	if len(entries) == 0 {
 		return nil
@@ -188,6 +196,7 @@ func (u *Update) Append(entries []*raftpb.Entry) error {
 	}
 	u.raftState.LastIndex = newLast
 	u.raftState.LastTerm = entries[len(entries)-1].GetTerm()
+	u.appended = append(u.appended, entries)
 	u.setRaftState()
 	return nil
 }
@@ -282,6 +291,7 @@ func (u *Update) CompactTo(index uint64) error {
 	u.applyState.TruncatedIndex = index
 	u.applyState.TruncatedTerm = term
 	u.truncated = true
+	u.compactedTo = index
 	u.setApplyState()
 	return nil
 }
@@ -326,6 +336,7 @@ func (u *Update) ApplySnapshot(meta *raftpb.SnapshotMetadata, region *raftkvpb.R
 	u.applyState = &raftkvpb.RaftApplyState{AppliedIndex: index, TruncatedIndex: index, TruncatedTerm: term, ConfState: cs}
 	u.region = &raftkvpb.RegionLocalState{Region: proto.CloneOf(region), State: raftkvpb.PeerState_Normal}
 	u.truncated = true
+	u.resetCache, u.appended, u.compactedTo = true, nil, 0
 	u.setRaftState()
 	u.setApplyState()
 	u.setRegionState()
@@ -365,6 +376,15 @@ func (u *Update) Commit() error {
 	}
 	if u.truncated {
 		s.dropStaleSnapshotLocked()
+	}
+	if u.resetCache {
+		s.cache.clear()
+	}
+	for _, ents := range u.appended {
+		s.cache.append(ents)
+	}
+	if u.compactedTo != 0 {
+		s.cache.compactTo(u.compactedTo)
 	}
 	return nil
 }
@@ -421,6 +441,7 @@ func (u *Update) Destroy(tombstone *raftkvpb.Region, deleteData bool) error {
 	u.region = &raftkvpb.RegionLocalState{Region: proto.CloneOf(tombstone), State: raftkvpb.PeerState_Tombstone}
 	u.dirty[partRaft], u.dirty[partApply] = true, true
 	u.truncated = true
+	u.resetCache, u.appended, u.compactedTo = true, nil, 0
 	u.setRegionState()
 	return nil
 }
