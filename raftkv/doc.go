@@ -32,9 +32,10 @@
 //     leader advances its commit index (Raft §5.3, §5.4.2: only entries of
 //     the leader's own term are committed by counting replicas).
 //  5. Every replica applies committed entries in log order: the data
-//     writes, the client's session (last seq) and the applied index go
-//     into one engine batch. The leader's loop finds its tag in the
-//     applied entry and answers the waiting Write, if the entry is the
+//     writes, the client's session (last seq and the request's
+//     Response) and the applied index go into one engine batch. The
+//     leader's loop finds its tag in the applied entry and answers the
+//     waiting Write with the Response, if the entry is the
 //     one its proposal was appended as (same index and term): an entry of
 //     an earlier life of the store, uncommitted through a restart and
 //     committed in a later term, can carry the same proposal id, and must
@@ -69,15 +70,31 @@
 // stale reads. We use ReadIndex; TestDeposedLeaderServesNoStaleRead stops
 // the old leader's clock to show the difference.
 //
+// # Read-modify-write
+//
+// IncrBy, Append and the conditional Puts (raftkvpb.Op) read the key and
+// write what they compute from it. They run inside the state machine, at
+// the entry's place in the log, on every replica alike: reading a value
+// on the leader and proposing the result would lose any write committed
+// in between. The apply reads the engine plus an overlay of what earlier
+// entries of the same apply batch wrote (the batch is not yet visible to
+// the engine), and a request with a failing op (IncrBy on a non-integer
+// or past int64, Append past its limit) writes nothing, on every replica.
+// See store/apply.go.
+//
 // # Idempotent writes
 //
 // A client may not know whether a write applied (a timeout, a lost
 // reply, a crash of the leader). It retries with the same client_id and
-// seq. The state machine keeps, per client, the last seq it applied,
-// stored as a reserved data key (prefix 0x00, see api.ReservedPrefix) in
-// the same batch as the write and the applied index, and skips a request
-// whose seq is not above it: a retried write applies at most once, also
-// across restarts and snapshots (the session is region data, so a
+// seq. The state machine keeps, per client, the last seq it applied and
+// that request's Response, stored as a reserved data key (prefix 0x00,
+// see api.ReservedPrefix) in the same batch as the write and the applied
+// index. A request whose seq is the session's gets the recorded Response
+// and applies nothing; one below it applies nothing and gets an
+// outcome-unknown error (its Response is gone, but its client has moved
+// on). So a retried write applies at most once, and a retried IncrBy
+// returns the value of its one application (Raft dissertation §6.3),
+// also across restarts and snapshots (the session is region data, so a
 // snapshot carries it). A client sends one write at a time. Sessions are
 // never expired yet, and all sessions live in the region holding key
 // 0x00: step 2's split must give them a per-region home.

@@ -171,8 +171,12 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 	if err != nil {
 		return err
 	}
+	// NB: every write is stored in the raft log as one engine value, so a
+	// write must leave room under the engine's value limit for the
+	// entry's own fields.
 	st, err := store.New(store.Config{StoreID: f.id, ClusterID: f.clusterID, Engine: eng, Transport: tr,
-		TickInterval: f.tick, Logger: logger.WithField("component", "store")})
+		TickInterval: f.tick, Logger: logger.WithField("component", "store"),
+		MaxRequestBytes: max(o.EnsureDefaults().MaxValueSize-store.EntryOverheadBytes, 1)})
 	if err != nil {
 		tr.Close()
 		return fmt.Errorf("kvs node: %w", err)

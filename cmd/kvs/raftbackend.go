@@ -28,8 +28,15 @@ import (
 //   - SET, MSET and DEL are raft proposals; MSET and DEL are one request,
 //     so they apply atomically. DEL's count comes from reads made just
 //     before the delete.
-//   - INCR, APPEND and SET NX/XX/GET need a read-modify-write inside the
-//     state machine, which step 1 does not have: they get an error.
+//   - INCR/INCRBY/DECR/DECRBY, APPEND, SET NX/XX/GET and GETSET (the
+//     server's Update) are one op each, a read-modify-write that the
+//     state machine runs at the op's place in the log, on every replica
+//     alike (raftkvpb.Op: IncrBy, Append, Put with a condition and
+//     return_old). The reply comes from the op's result in the request's
+//     Response, which the state machine also keeps with the session: a
+//     request retried under the same seq gets the first reply again. An
+//     INCR on a non-integer fails the request on every replica with
+//     Redis's error text, and changes nothing.
 //   - On a follower, a command gets "MOVED 0 host:port" naming the leader's
 //     RESP address when it is known (--client-addrs), or "TRYAGAIN" when no
 //     leader is known. Either way the command was NOT executed.
@@ -67,10 +74,6 @@ func newRaftBackend(engine string, st *store.Store, eng kvs.Engine, clientAddrs 
 
 var _ server.Backend = (*raftBackend)(nil)
 
-// errNoRMW is the reply to the commands that need a read-modify-write in
-// the state machine.
-var errNoRMW = server.RawError("ERR this command reads and writes a key in one step, which the replicated store does not support yet (it needs a read-modify-write inside the raft state machine); use GET and SET")
-
 // redirect turns a raftkv error into the RESP error a client should see.
 // A *NotLeaderError becomes MOVED (or TRYAGAIN): not executed.
 func (b *raftBackend) redirect(err error) error {
@@ -106,26 +109,95 @@ func (b *raftBackend) Get(key []byte) ([]byte, error) {
 
 // write proposes ops as one request under a session.
 func (b *raftBackend) write(ops []*raftkvpb.Op) error {
+	_, err := b.writeResp(ops)
+	return err
+}
+
+// writeResp proposes ops as one request under a session and returns the
+// request's Response. A Response the state machine failed (Response.Error
+// set) comes with a nil error: see updateError.
+func (b *raftBackend) writeResp(ops []*raftkvpb.Op) (*raftkvpb.Response, error) {
 	s := <-b.sessions
 	defer func() { b.sessions <- s }()
 	s.seq++
 	ctx, cancel := b.ctx()
 	defer cancel()
-	err := b.st.Write(ctx, &raftkvpb.Request{ClientId: s.clientID, Seq: s.seq, Ops: ops})
+	resp, err := b.st.Write(ctx, &raftkvpb.Request{ClientId: s.clientID, Seq: s.seq, Ops: ops})
 	if err != nil && api.NotExecuted(err) {
 		// Not executed: the seq was not used, so the next write may
-		// reuse it without being taken for a duplicate.
+		// reuse it without being taken for a duplicate. (A request the
+		// state machine failed did use its seq: it has a Response and no
+		// error, and keeps it.)
 		s.seq--
 	}
-	return b.redirect(err)
+	return resp, b.redirect(err)
 }
 
 func (b *raftBackend) Set(key, value []byte) error {
 	return b.write([]*raftkvpb.Op{{Type: raftkvpb.Op_Put, Key: key, Value: value}})
 }
 
+// Update turns a server.Update into one raftkv op and its result back
+// into a server.UpdateResult. NB: server.Update does not say whether SET
+// asked for GET, so every OpSet carries return_old: the old value
+// travels back in the Response (and sits in the session until the
+// session's next write) also for a SET NX or XX that does not show it.
 func (b *raftBackend) Update(key []byte, u server.Update) (server.UpdateResult, error) {
-	return server.UpdateResult{}, errNoRMW
+	op := &raftkvpb.Op{Key: key}
+	switch u.Op {
+	case server.OpSet:
+		op.Type, op.Value, op.ReturnOld = raftkvpb.Op_Put, u.Value, true
+		switch u.Cond {
+		case server.CondNX:
+			op.Condition = raftkvpb.Op_IfAbsent
+		case server.CondXX:
+			op.Condition = raftkvpb.Op_IfPresent
+		}
+	case server.OpIncr:
+		op.Type, op.Delta = raftkvpb.Op_IncrBy, u.Delta
+	case server.OpAppend:
+		// The server's limit travels in the op, so that every replica
+		// checks the same one. (The server always sets it; 0 would mean
+		// raftkv's default, kvs.DefaultMaxValueSize.)
+		op.Type, op.Value, op.MaxValueBytes = raftkvpb.Op_Append, u.Value, uint64(max(u.MaxValue, 0))
+	default:
+		return server.UpdateResult{}, fmt.Errorf("raft backend: unknown update op %d", u.Op)
+	}
+	resp, err := b.writeResp([]*raftkvpb.Op{op})
+	if err != nil {
+		return server.UpdateResult{}, err
+	}
+	if err := updateError(resp); err != nil {
+		return server.UpdateResult{}, err
+	}
+	r := api.Result(resp, 0)
+	res := server.UpdateResult{Existed: r.GetExisted(), Applied: r.GetApplied(), Int: r.GetInt(), Len: int(r.GetLength())}
+	if r.GetExisted() {
+		// A present empty value is an empty bulk, not a null one.
+		res.Old = r.GetOld()
+		if res.Old == nil {
+			res.Old = []byte{}
+		}
+	}
+	return res, nil
+}
+
+// updateError maps the error a Response failed with to the server's
+// error of the same meaning (and Redis's text): ErrNotInteger,
+// ErrOverflow, ErrTooLarge.
+func updateError(resp *raftkvpb.Response) error {
+	err := api.ResponseError(resp, nil)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, api.ErrNotInteger):
+		return server.ErrNotInteger
+	case errors.Is(err, api.ErrOverflow):
+		return server.ErrOverflow
+	case errors.Is(err, api.ErrTooLarge):
+		return server.ErrTooLarge
+	}
+	return err
 }
 
 func (b *raftBackend) MGet(keys [][]byte, maxBytes int64) ([][]byte, error) {

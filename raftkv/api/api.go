@@ -21,6 +21,18 @@
 //     client id and seq, and the store applies it at most once.
 //
 // A read has no effect, so any error on a read only means "no answer".
+//
+// # Results of a write
+//
+// A write that applied comes back as a raftkvpb.Response: one OpResult
+// per op (an IncrBy's new value, an Append's new length, a Put's old
+// value and whether its condition held), or the error the state machine
+// failed the whole request with (ResponseError turns it into
+// ErrNotInteger, ErrOverflow or ErrTooLarge). A failed request wrote
+// nothing, but it did apply: its seq is used, and a retry of it gets the
+// same failure. The state machine keeps each client's last Response with
+// its session, so a retry of a write that applied returns the first
+// application's results, never a second application's.
 package api
 
 import (
@@ -37,9 +49,12 @@ import (
 // slices belong to the caller.
 type Service interface {
 	// Write proposes req (its ClientId, Seq and Ops; the store sets the
-	// proposal tag) and waits until it applied or failed. See the package
-	// comment for what an error means.
-	Write(ctx context.Context, req *raftkvpb.Request) error
+	// proposal tag), waits until it applied and returns its Response
+	// (see "Results of a write": a request the state machine failed
+	// comes back with a nil error and Response.Error set). An error
+	// means the request did not apply or its outcome is unknown: see the
+	// package comment.
+	Write(ctx context.Context, req *raftkvpb.Request) (*raftkvpb.Response, error)
 	// Get returns the value of key, or kvs.ErrNotFound.
 	Get(ctx context.Context, key []byte) ([]byte, error)
 	// Scan returns up to limit pairs (all if limit <= 0) with keys in
@@ -102,6 +117,54 @@ var (
 	// may have applied: the region lives on on other stores.
 	ErrPeerRemoved = errors.New("raftkv: the store's peer was removed from the region, a write may have applied")
 )
+
+// Errors of a request the state machine applied and failed (see "Results
+// of a write"): nothing of it was written, and a retry gets the same
+// error. Unlike the others, their texts are Redis's own replies, word for
+// word, because these are Redis's errors: the RESP front end shows them
+// to Redis clients as they are.
+var (
+	// ErrNotInteger: an IncrBy found a value that is not a decimal int64.
+	ErrNotInteger = errors.New("ERR value is not an integer or out of range")
+	// ErrOverflow: an IncrBy's sum would leave int64.
+	ErrOverflow = errors.New("ERR increment or decrement would overflow")
+	// ErrTooLarge: an Append would make a value longer than its limit.
+	ErrTooLarge = errors.New("ERR string exceeds maximum allowed size")
+)
+
+// ResponseError returns the error a Response failed with (ErrNotInteger,
+// ErrOverflow or ErrTooLarge, wrapped with the failing op's index and
+// key), or nil if its request applied. ops are the request's ops, to name
+// the key; nil is fine.
+func ResponseError(resp *raftkvpb.Response, ops []*raftkvpb.Op) error {
+	var err error
+	switch resp.GetError() {
+	case raftkvpb.Response_None:
+		return nil
+	case raftkvpb.Response_NotInteger:
+		err = ErrNotInteger
+	case raftkvpb.Response_Overflow:
+		err = ErrOverflow
+	case raftkvpb.Response_TooLarge:
+		err = ErrTooLarge
+	default:
+		return fmt.Errorf("raftkv: request failed with unknown error %v", resp.GetError())
+	}
+	if i := int(resp.GetFailedOp()); i < len(ops) {
+		return fmt.Errorf("%w (op %d, key %q)", err, i, ops[i].GetKey())
+	}
+	return err
+}
+
+// Result returns the result of op i of an applied request, or an empty
+// OpResult if resp has none for it (a request applied before results
+// were recorded, retried: see the store's session format).
+func Result(resp *raftkvpb.Response, i int) *raftkvpb.OpResult {
+	if rs := resp.GetResults(); i < len(rs) {
+		return rs[i]
+	}
+	return &raftkvpb.OpResult{}
+}
 
 // NotExecuted reports whether err tells for sure that a write did not
 // apply, so that a client may give up on it without losing track of the

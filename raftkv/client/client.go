@@ -1,5 +1,6 @@
 // Package client is the Go client of a raftkv cluster. It sends Put,
-// Delete, Get and Scan to the region's leader over a small Cluster
+// Delete, the read-modify-writes (IncrBy, Append, PutIfAbsent,
+// PutIfPresent, Swap), Get and Scan to the region's leader over a small Cluster
 // interface (the in-process test cluster implements it now, a network
 // client later), and hides leader changes, lost messages and dropped
 // proposals behind retries.
@@ -14,6 +15,11 @@
 // reply, without applying it twice. For that to hold a Client sends one
 // write at a time: writes are serialised by a mutex (reads are not). Use
 // one Client per goroutine for parallel writes.
+//
+// The state machine also keeps the Response of each client's last write
+// with its session, so a retry of a read-modify-write gets the result of
+// its one application: an IncrBy whose first reply was lost returns the
+// value it produced then, not a second increment's.
 //
 // The client first tries the store it last saw leading; a NotLeader
 // answer names the leader's store, which it tries next; otherwise it goes
@@ -30,7 +36,10 @@
 //
 // # Errors
 //
-// Writes return nil once applied. When ctx ends first, the error wraps
+// Writes return nil once applied. A read-modify-write the state machine
+// refused (IncrBy on a value that is not an integer, or past int64;
+// Append past its size limit) returns api.ErrNotInteger, api.ErrOverflow
+// or api.ErrTooLarge: it changed nothing. When ctx ends first, the error wraps
 // api.ErrTimeout if some attempt may have applied, or the last "not
 // executed" error (api.NotExecuted reports true) if none did. Get returns
 // kvs.ErrNotFound for an absent key.
@@ -120,22 +129,99 @@ func (c *Client) ID() uint64 { return c.cfg.ClientID }
 
 // Put stores value under key.
 func (c *Client) Put(ctx context.Context, key, value []byte) error {
-	return c.Write(ctx, &raftkvpb.Op{Type: raftkvpb.Op_Put, Key: key, Value: value})
+	_, err := c.Write(ctx, &raftkvpb.Op{Type: raftkvpb.Op_Put, Key: key, Value: value})
+	return err
 }
 
 // Delete removes key.
 func (c *Client) Delete(ctx context.Context, key []byte) error {
-	return c.Write(ctx, &raftkvpb.Op{Type: raftkvpb.Op_Delete, Key: key})
+	_, err := c.Write(ctx, &raftkvpb.Op{Type: raftkvpb.Op_Delete, Key: key})
+	return err
 }
 
-// Write applies ops atomically (all keys must be in one region). It waits
-// for the previous write of this Client to finish.
-func (c *Client) Write(ctx context.Context, ops ...*raftkvpb.Op) error {
+// IncrBy adds delta to key's value, read as a decimal int64 (an absent key
+// reads as 0), and returns the new value, as Redis's INCRBY does. It
+// fails with api.ErrNotInteger if the value is not such an integer and
+// with api.ErrOverflow if the sum leaves int64; the value is then
+// unchanged.
+func (c *Client) IncrBy(ctx context.Context, key []byte, delta int64) (int64, error) {
+	resp, err := c.Write(ctx, &raftkvpb.Op{Type: raftkvpb.Op_IncrBy, Key: key, Delta: delta})
+	if err != nil {
+		return 0, err
+	}
+	return api.Result(resp, 0).GetInt(), nil
+}
+
+// Append appends suffix to key's value (an absent key reads as empty) and
+// returns the new length. It fails with api.ErrTooLarge, changing
+// nothing, if the value would pass kvs.DefaultMaxValueSize; Write with
+// an Op's MaxValueBytes sets another bound.
+func (c *Client) Append(ctx context.Context, key, suffix []byte) (int, error) {
+	resp, err := c.Write(ctx, &raftkvpb.Op{Type: raftkvpb.Op_Append, Key: key, Value: suffix})
+	if err != nil {
+		return 0, err
+	}
+	return int(api.Result(resp, 0).GetLength()), nil
+}
+
+// PutIfAbsent stores value under key only if key does not exist (Redis's
+// SET NX) and reports whether it did.
+func (c *Client) PutIfAbsent(ctx context.Context, key, value []byte) (bool, error) {
+	resp, err := c.Write(ctx, &raftkvpb.Op{Type: raftkvpb.Op_Put, Key: key, Value: value, Condition: raftkvpb.Op_IfAbsent})
+	if err != nil {
+		return false, err
+	}
+	return api.Result(resp, 0).GetApplied(), nil
+}
+
+// PutIfPresent stores value under key only if key exists (Redis's SET XX)
+// and reports whether it did.
+func (c *Client) PutIfPresent(ctx context.Context, key, value []byte) (bool, error) {
+	resp, err := c.Write(ctx, &raftkvpb.Op{Type: raftkvpb.Op_Put, Key: key, Value: value, Condition: raftkvpb.Op_IfPresent})
+	if err != nil {
+		return false, err
+	}
+	return api.Result(resp, 0).GetApplied(), nil
+}
+
+// Swap stores value under key and returns the value it replaced, or
+// kvs.ErrNotFound (with the write done) if key did not exist: Redis's
+// GETSET. The returned slice is the caller's.
+func (c *Client) Swap(ctx context.Context, key, value []byte) ([]byte, error) {
+	resp, err := c.Write(ctx, &raftkvpb.Op{Type: raftkvpb.Op_Put, Key: key, Value: value, ReturnOld: true})
+	if err != nil {
+		return nil, err
+	}
+	r := api.Result(resp, 0)
+	if !r.GetExisted() {
+		return nil, kvs.ErrNotFound
+	}
+	return r.GetOld(), nil
+}
+
+// Write applies ops atomically (all keys must be in one region) and
+// returns the request's Response: one result per op (see
+// raftkvpb.OpResult). If the state machine failed the request (see
+// api.ResponseError), nothing of it was written, and Write returns the
+// Response with that error. It waits for the previous write of this
+// Client to finish.
+func (c *Client) Write(ctx context.Context, ops ...*raftkvpb.Op) (*raftkvpb.Response, error) {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	c.seq++
 	req := &raftkvpb.Request{ClientId: c.cfg.ClientID, Seq: c.seq, Ops: ops}
-	return c.do(ctx, func(ctx context.Context, s api.Service) error { return s.Write(ctx, req) })
+	var resp *raftkvpb.Response
+	err := c.do(ctx, func(ctx context.Context, s api.Service) error {
+		var err error
+		// Every try carries the same (client id, seq): whichever try
+		// applies, the others get its Response back.
+		resp, err = s.Write(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp, api.ResponseError(resp, ops)
 }
 
 // Get returns the value of key, or kvs.ErrNotFound.

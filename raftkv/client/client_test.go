@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -14,8 +15,9 @@ import (
 )
 
 // fakeStore answers according to its role: the leader applies writes
-// once per (client, seq) and may lose its first reply; a follower
-// answers NotLeader with a hint.
+// once per (client, seq), keeping the last Response per client for
+// retries as the real state machine does, and may lose its first reply;
+// a follower answers NotLeader with a hint.
 type fakeStore struct {
 	c  *fakeCluster
 	id uint64
@@ -26,7 +28,8 @@ type fakeCluster struct {
 	leader   uint64
 	hint     uint64 // what followers say
 	data     map[string]string
-	applied  map[uint64]uint64 // client -> last seq
+	applied  map[uint64]uint64             // client -> last seq
+	resps    map[uint64]*raftkvpb.Response // client -> last seq's Response
 	applies  int
 	attempts map[uint64]int // per store
 	loseNext int            // replies the leader loses (after applying)
@@ -35,7 +38,7 @@ type fakeCluster struct {
 }
 
 func newFake() *fakeCluster {
-	return &fakeCluster{leader: 3, hint: 3, data: map[string]string{}, applied: map[uint64]uint64{}, attempts: map[uint64]int{}, down: map[uint64]bool{}}
+	return &fakeCluster{leader: 3, hint: 3, data: map[string]string{}, applied: map[uint64]uint64{}, resps: map[uint64]*raftkvpb.Response{}, attempts: map[uint64]int{}, down: map[uint64]bool{}}
 }
 
 func (c *fakeCluster) Stores() []uint64 {
@@ -56,26 +59,37 @@ func (c *fakeCluster) Store(id uint64) (api.Service, error) {
 	return &fakeStore{c: c, id: id}, nil
 }
 
-func (s *fakeStore) Write(ctx context.Context, req *raftkvpb.Request) error {
+func (s *fakeStore) Write(ctx context.Context, req *raftkvpb.Request) (*raftkvpb.Response, error) {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.attempts[s.id]++
 	if s.id != c.leader {
-		return &api.NotLeaderError{RegionID: 1, Leader: c.hint}
+		return nil, &api.NotLeaderError{RegionID: 1, Leader: c.hint}
 	}
 	if req.GetSeq() > c.applied[req.GetClientId()] {
 		c.applied[req.GetClientId()] = req.GetSeq()
 		c.applies++
+		resp := &raftkvpb.Response{}
 		for _, op := range req.GetOps() {
-			c.data[string(op.GetKey())] = string(op.GetValue())
+			res := &raftkvpb.OpResult{Applied: true}
+			switch op.GetType() {
+			case raftkvpb.Op_IncrBy:
+				n, _ := strconv.ParseInt(c.data[string(op.GetKey())], 10, 64)
+				res.Int = n + op.GetDelta()
+				c.data[string(op.GetKey())] = strconv.FormatInt(res.Int, 10)
+			default:
+				c.data[string(op.GetKey())] = string(op.GetValue())
+			}
+			resp.Results = append(resp.Results, res)
 		}
+		c.resps[req.GetClientId()] = resp
 	}
 	if c.loseNext > 0 {
 		c.loseNext--
-		return api.ErrTimeout
+		return nil, api.ErrTimeout
 	}
-	return nil
+	return c.resps[req.GetClientId()], nil
 }
 
 func (s *fakeStore) Get(ctx context.Context, key []byte) ([]byte, error) {
@@ -134,6 +148,28 @@ func TestClientRetriesWithSameSeq(t *testing.T) {
 	}
 	if c.applies != 2 || c.applied[5] != 2 || c.data["a"] != "2" {
 		t.Fatalf("second write: applies %d, seq %d, a=%q", c.applies, c.applied[5], c.data["a"])
+	}
+}
+
+// TestClientIncrByRetryReturnsFirstResult loses the leader's replies to
+// an IncrBy twice: the retries carry the same seq, so the increment
+// applies once and the client returns the value of that one application
+// (the store's recorded Response), not a later one.
+func TestClientIncrByRetryReturnsFirstResult(t *testing.T) {
+	c := newFake()
+	c.data["n"] = "10"
+	c.loseNext = 2
+	cl := client.New(c, &client.Config{ClientID: 5, Backoff: time.Millisecond})
+	ctx := context.Background()
+	n, err := cl.IncrBy(ctx, []byte("n"), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 15 || c.data["n"] != "15" || c.applies != 1 || c.attempts[3] != 3 {
+		t.Fatalf("IncrBy = %d, n=%q, applies %d after %d attempts; want 15, \"15\", 1 after 3", n, c.data["n"], c.applies, c.attempts[3])
+	}
+	if n, err := cl.IncrBy(ctx, []byte("n"), -20); err != nil || n != -5 {
+		t.Fatalf("second IncrBy = %d, %v; want -5", n, err)
 	}
 }
 

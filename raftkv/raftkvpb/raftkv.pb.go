@@ -88,10 +88,20 @@ func (PeerState) EnumDescriptor() ([]byte, []int) {
 type Op_Type int32
 
 const (
-	// Put stores value under key.
+	// Put stores value under key (if condition holds).
 	Op_Put Op_Type = 0
 	// Delete removes key; deleting an absent key is not an error.
 	Op_Delete Op_Type = 1
+	// IncrBy reads the value as a decimal int64 (an absent key reads as
+	// 0; Redis's integer syntax: no '+', no spaces, no leading zeros),
+	// adds delta and stores the sum in decimal. A value that is not
+	// such an integer (Response.NotInteger) or a sum outside int64
+	// (Response.Overflow) fails the request.
+	Op_IncrBy Op_Type = 2
+	// Append appends value to the current value (an absent key reads as
+	// empty). A result longer than max_value_bytes fails the request
+	// (Response.TooLarge).
+	Op_Append Op_Type = 3
 )
 
 // Enum value maps for Op_Type.
@@ -99,10 +109,14 @@ var (
 	Op_Type_name = map[int32]string{
 		0: "Put",
 		1: "Delete",
+		2: "IncrBy",
+		3: "Append",
 	}
 	Op_Type_value = map[string]int32{
 		"Put":    0,
 		"Delete": 1,
+		"IncrBy": 2,
+		"Append": 3,
 	}
 )
 
@@ -131,6 +145,117 @@ func (x Op_Type) Number() protoreflect.EnumNumber {
 // Deprecated: Use Op_Type.Descriptor instead.
 func (Op_Type) EnumDescriptor() ([]byte, []int) {
 	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{15, 0}
+}
+
+// Condition is a precondition of a Put on the key's existence, as
+// Redis's SET NX and XX. A Put whose condition fails writes nothing;
+// that is not an error (OpResult.applied is false).
+type Op_Condition int32
+
+const (
+	// Always: no precondition.
+	Op_Always Op_Condition = 0
+	// IfAbsent: only if the key does not exist (SET NX).
+	Op_IfAbsent Op_Condition = 1
+	// IfPresent: only if the key exists (SET XX).
+	Op_IfPresent Op_Condition = 2
+)
+
+// Enum value maps for Op_Condition.
+var (
+	Op_Condition_name = map[int32]string{
+		0: "Always",
+		1: "IfAbsent",
+		2: "IfPresent",
+	}
+	Op_Condition_value = map[string]int32{
+		"Always":    0,
+		"IfAbsent":  1,
+		"IfPresent": 2,
+	}
+)
+
+func (x Op_Condition) Enum() *Op_Condition {
+	p := new(Op_Condition)
+	*p = x
+	return p
+}
+
+func (x Op_Condition) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Op_Condition) Descriptor() protoreflect.EnumDescriptor {
+	return file_raftkv_raftkvpb_raftkv_proto_enumTypes[2].Descriptor()
+}
+
+func (Op_Condition) Type() protoreflect.EnumType {
+	return &file_raftkv_raftkvpb_raftkv_proto_enumTypes[2]
+}
+
+func (x Op_Condition) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Op_Condition.Descriptor instead.
+func (Op_Condition) EnumDescriptor() ([]byte, []int) {
+	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{15, 1}
+}
+
+type Response_Error int32
+
+const (
+	// None: the request applied; results has one entry per op.
+	Response_None Response_Error = 0
+	// NotInteger: an IncrBy found a value that is not a decimal int64.
+	Response_NotInteger Response_Error = 1
+	// Overflow: an IncrBy's sum is outside int64.
+	Response_Overflow Response_Error = 2
+	// TooLarge: an Append's result is longer than its max_value_bytes.
+	Response_TooLarge Response_Error = 3
+)
+
+// Enum value maps for Response_Error.
+var (
+	Response_Error_name = map[int32]string{
+		0: "None",
+		1: "NotInteger",
+		2: "Overflow",
+		3: "TooLarge",
+	}
+	Response_Error_value = map[string]int32{
+		"None":       0,
+		"NotInteger": 1,
+		"Overflow":   2,
+		"TooLarge":   3,
+	}
+)
+
+func (x Response_Error) Enum() *Response_Error {
+	p := new(Response_Error)
+	*p = x
+	return p
+}
+
+func (x Response_Error) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Response_Error) Descriptor() protoreflect.EnumDescriptor {
+	return file_raftkv_raftkvpb_raftkv_proto_enumTypes[3].Descriptor()
+}
+
+func (Response_Error) Type() protoreflect.EnumType {
+	return &file_raftkv_raftkvpb_raftkv_proto_enumTypes[3]
+}
+
+func (x Response_Error) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Response_Error.Descriptor instead.
+func (Response_Error) EnumDescriptor() ([]byte, []int) {
+	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{17, 0}
 }
 
 // Peer is one replica of a region: raft node id `id` living on store
@@ -1100,12 +1225,30 @@ func (x *ConfChangeContext) GetBootId() uint64 {
 	return 0
 }
 
-// Op is one write of a client Request.
+// Op is one write of a client Request. Put (without a condition) and
+// Delete write blindly. IncrBy, Append and a Put with a condition or
+// return_old read the key first and write what they compute from what
+// they read: a read-modify-write. It runs inside the state machine, at
+// the op's place in the log, on every replica alike: the value it reads
+// is the one left by every op before it (earlier entries, earlier ops of
+// the same request), so every replica computes the same result.
 type Op struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Type          Op_Type                `protobuf:"varint,1,opt,name=type,proto3,enum=raftkvpb.Op_Type" json:"type,omitempty"`
-	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Type  Op_Type                `protobuf:"varint,1,opt,name=type,proto3,enum=raftkvpb.Op_Type" json:"type,omitempty"`
+	Key   []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// value is what Put stores or Append appends.
+	Value []byte `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// delta is what IncrBy adds (negative to decrement).
+	Delta int64 `protobuf:"zigzag64,4,opt,name=delta,proto3" json:"delta,omitempty"`
+	// condition guards a Put.
+	Condition Op_Condition `protobuf:"varint,5,opt,name=condition,proto3,enum=raftkvpb.Op_Condition" json:"condition,omitempty"`
+	// return_old makes a Put report the value it replaced
+	// (OpResult.old, OpResult.existed), as SET GET and GETSET do.
+	ReturnOld bool `protobuf:"varint,6,opt,name=return_old,json=returnOld,proto3" json:"return_old,omitempty"`
+	// max_value_bytes bounds the value Append makes; 0 means
+	// kvs.DefaultMaxValueSize. It travels in the op so that every replica
+	// checks the same bound.
+	MaxValueBytes uint64 `protobuf:"varint,7,opt,name=max_value_bytes,json=maxValueBytes,proto3" json:"max_value_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1161,12 +1304,195 @@ func (x *Op) GetValue() []byte {
 	return nil
 }
 
+func (x *Op) GetDelta() int64 {
+	if x != nil {
+		return x.Delta
+	}
+	return 0
+}
+
+func (x *Op) GetCondition() Op_Condition {
+	if x != nil {
+		return x.Condition
+	}
+	return Op_Always
+}
+
+func (x *Op) GetReturnOld() bool {
+	if x != nil {
+		return x.ReturnOld
+	}
+	return false
+}
+
+func (x *Op) GetMaxValueBytes() uint64 {
+	if x != nil {
+		return x.MaxValueBytes
+	}
+	return 0
+}
+
+// OpResult is what one op of an applied request saw and did.
+type OpResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// applied: the op wrote (false only for a Put whose condition failed).
+	Applied bool `protobuf:"varint,1,opt,name=applied,proto3" json:"applied,omitempty"`
+	// existed: the key had a value before the op. Set by the ops that read
+	// the key (IncrBy, Append, a Put with a condition or return_old);
+	// false for the blind ones.
+	Existed bool `protobuf:"varint,2,opt,name=existed,proto3" json:"existed,omitempty"`
+	// old is the value before the op, for a Put with return_old (empty
+	// when the key did not exist: see existed).
+	Old []byte `protobuf:"bytes,3,opt,name=old,proto3" json:"old,omitempty"`
+	// int is IncrBy's new value.
+	Int int64 `protobuf:"zigzag64,4,opt,name=int,proto3" json:"int,omitempty"`
+	// length is Append's new value length.
+	Length        uint64 `protobuf:"varint,5,opt,name=length,proto3" json:"length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpResult) Reset() {
+	*x = OpResult{}
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpResult) ProtoMessage() {}
+
+func (x *OpResult) ProtoReflect() protoreflect.Message {
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpResult.ProtoReflect.Descriptor instead.
+func (*OpResult) Descriptor() ([]byte, []int) {
+	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *OpResult) GetApplied() bool {
+	if x != nil {
+		return x.Applied
+	}
+	return false
+}
+
+func (x *OpResult) GetExisted() bool {
+	if x != nil {
+		return x.Existed
+	}
+	return false
+}
+
+func (x *OpResult) GetOld() []byte {
+	if x != nil {
+		return x.Old
+	}
+	return nil
+}
+
+func (x *OpResult) GetInt() int64 {
+	if x != nil {
+		return x.Int
+	}
+	return 0
+}
+
+func (x *OpResult) GetLength() uint64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+// Response is the outcome of an applied Request: its results, one per
+// op, or the error that failed it. A failed request wrote nothing (a
+// request applies whole or not at all) but still used its seq. The state
+// machine keeps each client's last Response with its session, so that a
+// retried request gets the same Response again instead of applying twice
+// (Raft dissertation §6.3).
+type Response struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Error Response_Error         `protobuf:"varint,1,opt,name=error,proto3,enum=raftkvpb.Response_Error" json:"error,omitempty"`
+	// failed_op is the index in Request.ops of the op that failed the
+	// request (with error other than None).
+	FailedOp      uint32      `protobuf:"varint,2,opt,name=failed_op,json=failedOp,proto3" json:"failed_op,omitempty"`
+	Results       []*OpResult `protobuf:"bytes,3,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Response) Reset() {
+	*x = Response{}
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Response) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Response) ProtoMessage() {}
+
+func (x *Response) ProtoReflect() protoreflect.Message {
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Response.ProtoReflect.Descriptor instead.
+func (*Response) Descriptor() ([]byte, []int) {
+	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Response) GetError() Response_Error {
+	if x != nil {
+		return x.Error
+	}
+	return Response_None
+}
+
+func (x *Response) GetFailedOp() uint32 {
+	if x != nil {
+		return x.FailedOp
+	}
+	return 0
+}
+
+func (x *Response) GetResults() []*OpResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 // Request is a client write as it travels through the raft log: the data
 // of one normal entry. client_id and seq make it idempotent: the state
-// machine remembers, per client, the last seq it applied (in the same
-// batch as the applied index) and skips a request whose seq is not above
-// it, so a write retried after a timeout applies once. A client sends one
-// write at a time with increasing seq. store_id, boot_id and proposal_id
+// machine remembers, per client, the last seq it applied and that
+// request's Response (in the same batch as the applied index), and
+// answers a request whose seq is not above it from there, without
+// applying it: a write retried after a timeout applies once, and the
+// retry sees the first application's results. A client sends one write
+// at a time with increasing seq. store_id, boot_id and proposal_id
 // are the proposing store's tag; they let that store match the applied
 // entry to the caller waiting for it, and mean nothing elsewhere.
 // boot_id is random per start of the store (proposal ids start again at
@@ -1187,7 +1513,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[16]
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1199,7 +1525,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[16]
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1212,7 +1538,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{16}
+	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Request) GetClientId() uint64 {
@@ -1271,7 +1597,7 @@ type StoreIdent struct {
 
 func (x *StoreIdent) Reset() {
 	*x = StoreIdent{}
-	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[17]
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +1609,7 @@ func (x *StoreIdent) String() string {
 func (*StoreIdent) ProtoMessage() {}
 
 func (x *StoreIdent) ProtoReflect() protoreflect.Message {
-	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[17]
+	mi := &file_raftkv_raftkvpb_raftkv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +1622,7 @@ func (x *StoreIdent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreIdent.ProtoReflect.Descriptor instead.
 func (*StoreIdent) Descriptor() ([]byte, []int) {
-	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{17}
+	return file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StoreIdent) GetClusterId() uint64 {
@@ -1383,15 +1709,45 @@ const file_raftkv_raftkvpb_raftkv_proto_rawDesc = "" +
 	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x12\x1f\n" +
 	"\vproposal_id\x18\x03 \x01(\x04R\n" +
 	"proposalId\x12\x17\n" +
-	"\aboot_id\x18\x04 \x01(\x04R\x06bootId\"p\n" +
+	"\aboot_id\x18\x04 \x01(\x04R\x06bootId\"\xd1\x02\n" +
 	"\x02Op\x12%\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x11.raftkvpb.Op.TypeR\x04type\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\fR\x05value\"\x1b\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\x12\x14\n" +
+	"\x05delta\x18\x04 \x01(\x12R\x05delta\x124\n" +
+	"\tcondition\x18\x05 \x01(\x0e2\x16.raftkvpb.Op.ConditionR\tcondition\x12\x1d\n" +
+	"\n" +
+	"return_old\x18\x06 \x01(\bR\treturnOld\x12&\n" +
+	"\x0fmax_value_bytes\x18\a \x01(\x04R\rmaxValueBytes\"3\n" +
 	"\x04Type\x12\a\n" +
 	"\x03Put\x10\x00\x12\n" +
 	"\n" +
-	"\x06Delete\x10\x01\"\xad\x01\n" +
+	"\x06Delete\x10\x01\x12\n" +
+	"\n" +
+	"\x06IncrBy\x10\x02\x12\n" +
+	"\n" +
+	"\x06Append\x10\x03\"4\n" +
+	"\tCondition\x12\n" +
+	"\n" +
+	"\x06Always\x10\x00\x12\f\n" +
+	"\bIfAbsent\x10\x01\x12\r\n" +
+	"\tIfPresent\x10\x02\"z\n" +
+	"\bOpResult\x12\x18\n" +
+	"\aapplied\x18\x01 \x01(\bR\aapplied\x12\x18\n" +
+	"\aexisted\x18\x02 \x01(\bR\aexisted\x12\x10\n" +
+	"\x03old\x18\x03 \x01(\fR\x03old\x12\x10\n" +
+	"\x03int\x18\x04 \x01(\x12R\x03int\x12\x16\n" +
+	"\x06length\x18\x05 \x01(\x04R\x06length\"\xc4\x01\n" +
+	"\bResponse\x12.\n" +
+	"\x05error\x18\x01 \x01(\x0e2\x18.raftkvpb.Response.ErrorR\x05error\x12\x1b\n" +
+	"\tfailed_op\x18\x02 \x01(\rR\bfailedOp\x12,\n" +
+	"\aresults\x18\x03 \x03(\v2\x12.raftkvpb.OpResultR\aresults\"=\n" +
+	"\x05Error\x12\b\n" +
+	"\x04None\x10\x00\x12\x0e\n" +
+	"\n" +
+	"NotInteger\x10\x01\x12\f\n" +
+	"\bOverflow\x10\x02\x12\f\n" +
+	"\bTooLarge\x10\x03\"\xad\x01\n" +
 	"\aRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\x04R\bclientId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x1e\n" +
@@ -1425,64 +1781,71 @@ func file_raftkv_raftkvpb_raftkv_proto_rawDescGZIP() []byte {
 	return file_raftkv_raftkvpb_raftkv_proto_rawDescData
 }
 
-var file_raftkv_raftkvpb_raftkv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_raftkv_raftkvpb_raftkv_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_raftkv_raftkvpb_raftkv_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_raftkv_raftkvpb_raftkv_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_raftkv_raftkvpb_raftkv_proto_goTypes = []any{
 	(PeerState)(0),            // 0: raftkvpb.PeerState
 	(Op_Type)(0),              // 1: raftkvpb.Op.Type
-	(*Peer)(nil),              // 2: raftkvpb.Peer
-	(*RegionEpoch)(nil),       // 3: raftkvpb.RegionEpoch
-	(*Region)(nil),            // 4: raftkvpb.Region
-	(*RaftLocalState)(nil),    // 5: raftkvpb.RaftLocalState
-	(*RaftApplyState)(nil),    // 6: raftkvpb.RaftApplyState
-	(*RegionLocalState)(nil),  // 7: raftkvpb.RegionLocalState
-	(*RaftMessage)(nil),       // 8: raftkvpb.RaftMessage
-	(*RaftMessageBatch)(nil),  // 9: raftkvpb.RaftMessageBatch
-	(*SnapshotHeader)(nil),    // 10: raftkvpb.SnapshotHeader
-	(*KeyValue)(nil),          // 11: raftkvpb.KeyValue
-	(*SnapshotData)(nil),      // 12: raftkvpb.SnapshotData
-	(*SnapshotFooter)(nil),    // 13: raftkvpb.SnapshotFooter
-	(*SnapshotChunk)(nil),     // 14: raftkvpb.SnapshotChunk
-	(*Done)(nil),              // 15: raftkvpb.Done
-	(*ConfChangeContext)(nil), // 16: raftkvpb.ConfChangeContext
-	(*Op)(nil),                // 17: raftkvpb.Op
-	(*Request)(nil),           // 18: raftkvpb.Request
-	(*StoreIdent)(nil),        // 19: raftkvpb.StoreIdent
-	(*raftpb.HardState)(nil),  // 20: raftpb.HardState
-	(*raftpb.ConfState)(nil),  // 21: raftpb.ConfState
-	(*raftpb.Message)(nil),    // 22: raftpb.Message
+	(Op_Condition)(0),         // 2: raftkvpb.Op.Condition
+	(Response_Error)(0),       // 3: raftkvpb.Response.Error
+	(*Peer)(nil),              // 4: raftkvpb.Peer
+	(*RegionEpoch)(nil),       // 5: raftkvpb.RegionEpoch
+	(*Region)(nil),            // 6: raftkvpb.Region
+	(*RaftLocalState)(nil),    // 7: raftkvpb.RaftLocalState
+	(*RaftApplyState)(nil),    // 8: raftkvpb.RaftApplyState
+	(*RegionLocalState)(nil),  // 9: raftkvpb.RegionLocalState
+	(*RaftMessage)(nil),       // 10: raftkvpb.RaftMessage
+	(*RaftMessageBatch)(nil),  // 11: raftkvpb.RaftMessageBatch
+	(*SnapshotHeader)(nil),    // 12: raftkvpb.SnapshotHeader
+	(*KeyValue)(nil),          // 13: raftkvpb.KeyValue
+	(*SnapshotData)(nil),      // 14: raftkvpb.SnapshotData
+	(*SnapshotFooter)(nil),    // 15: raftkvpb.SnapshotFooter
+	(*SnapshotChunk)(nil),     // 16: raftkvpb.SnapshotChunk
+	(*Done)(nil),              // 17: raftkvpb.Done
+	(*ConfChangeContext)(nil), // 18: raftkvpb.ConfChangeContext
+	(*Op)(nil),                // 19: raftkvpb.Op
+	(*OpResult)(nil),          // 20: raftkvpb.OpResult
+	(*Response)(nil),          // 21: raftkvpb.Response
+	(*Request)(nil),           // 22: raftkvpb.Request
+	(*StoreIdent)(nil),        // 23: raftkvpb.StoreIdent
+	(*raftpb.HardState)(nil),  // 24: raftpb.HardState
+	(*raftpb.ConfState)(nil),  // 25: raftpb.ConfState
+	(*raftpb.Message)(nil),    // 26: raftpb.Message
 }
 var file_raftkv_raftkvpb_raftkv_proto_depIdxs = []int32{
-	3,  // 0: raftkvpb.Region.epoch:type_name -> raftkvpb.RegionEpoch
-	2,  // 1: raftkvpb.Region.peers:type_name -> raftkvpb.Peer
-	20, // 2: raftkvpb.RaftLocalState.hard_state:type_name -> raftpb.HardState
-	21, // 3: raftkvpb.RaftApplyState.conf_state:type_name -> raftpb.ConfState
-	4,  // 4: raftkvpb.RegionLocalState.region:type_name -> raftkvpb.Region
+	5,  // 0: raftkvpb.Region.epoch:type_name -> raftkvpb.RegionEpoch
+	4,  // 1: raftkvpb.Region.peers:type_name -> raftkvpb.Peer
+	24, // 2: raftkvpb.RaftLocalState.hard_state:type_name -> raftpb.HardState
+	25, // 3: raftkvpb.RaftApplyState.conf_state:type_name -> raftpb.ConfState
+	6,  // 4: raftkvpb.RegionLocalState.region:type_name -> raftkvpb.Region
 	0,  // 5: raftkvpb.RegionLocalState.state:type_name -> raftkvpb.PeerState
-	2,  // 6: raftkvpb.RaftMessage.from_peer:type_name -> raftkvpb.Peer
-	2,  // 7: raftkvpb.RaftMessage.to_peer:type_name -> raftkvpb.Peer
-	3,  // 8: raftkvpb.RaftMessage.region_epoch:type_name -> raftkvpb.RegionEpoch
-	22, // 9: raftkvpb.RaftMessage.message:type_name -> raftpb.Message
-	8,  // 10: raftkvpb.RaftMessageBatch.msgs:type_name -> raftkvpb.RaftMessage
-	8,  // 11: raftkvpb.SnapshotHeader.message:type_name -> raftkvpb.RaftMessage
-	4,  // 12: raftkvpb.SnapshotHeader.region:type_name -> raftkvpb.Region
-	6,  // 13: raftkvpb.SnapshotHeader.apply_state:type_name -> raftkvpb.RaftApplyState
-	11, // 14: raftkvpb.SnapshotData.pairs:type_name -> raftkvpb.KeyValue
-	10, // 15: raftkvpb.SnapshotChunk.header:type_name -> raftkvpb.SnapshotHeader
-	12, // 16: raftkvpb.SnapshotChunk.data:type_name -> raftkvpb.SnapshotData
-	13, // 17: raftkvpb.SnapshotChunk.footer:type_name -> raftkvpb.SnapshotFooter
-	2,  // 18: raftkvpb.ConfChangeContext.peer:type_name -> raftkvpb.Peer
+	4,  // 6: raftkvpb.RaftMessage.from_peer:type_name -> raftkvpb.Peer
+	4,  // 7: raftkvpb.RaftMessage.to_peer:type_name -> raftkvpb.Peer
+	5,  // 8: raftkvpb.RaftMessage.region_epoch:type_name -> raftkvpb.RegionEpoch
+	26, // 9: raftkvpb.RaftMessage.message:type_name -> raftpb.Message
+	10, // 10: raftkvpb.RaftMessageBatch.msgs:type_name -> raftkvpb.RaftMessage
+	10, // 11: raftkvpb.SnapshotHeader.message:type_name -> raftkvpb.RaftMessage
+	6,  // 12: raftkvpb.SnapshotHeader.region:type_name -> raftkvpb.Region
+	8,  // 13: raftkvpb.SnapshotHeader.apply_state:type_name -> raftkvpb.RaftApplyState
+	13, // 14: raftkvpb.SnapshotData.pairs:type_name -> raftkvpb.KeyValue
+	12, // 15: raftkvpb.SnapshotChunk.header:type_name -> raftkvpb.SnapshotHeader
+	14, // 16: raftkvpb.SnapshotChunk.data:type_name -> raftkvpb.SnapshotData
+	15, // 17: raftkvpb.SnapshotChunk.footer:type_name -> raftkvpb.SnapshotFooter
+	4,  // 18: raftkvpb.ConfChangeContext.peer:type_name -> raftkvpb.Peer
 	1,  // 19: raftkvpb.Op.type:type_name -> raftkvpb.Op.Type
-	17, // 20: raftkvpb.Request.ops:type_name -> raftkvpb.Op
-	9,  // 21: raftkvpb.Raft.Send:input_type -> raftkvpb.RaftMessageBatch
-	14, // 22: raftkvpb.Raft.Snapshot:input_type -> raftkvpb.SnapshotChunk
-	15, // 23: raftkvpb.Raft.Send:output_type -> raftkvpb.Done
-	15, // 24: raftkvpb.Raft.Snapshot:output_type -> raftkvpb.Done
-	23, // [23:25] is the sub-list for method output_type
-	21, // [21:23] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	2,  // 20: raftkvpb.Op.condition:type_name -> raftkvpb.Op.Condition
+	3,  // 21: raftkvpb.Response.error:type_name -> raftkvpb.Response.Error
+	20, // 22: raftkvpb.Response.results:type_name -> raftkvpb.OpResult
+	19, // 23: raftkvpb.Request.ops:type_name -> raftkvpb.Op
+	11, // 24: raftkvpb.Raft.Send:input_type -> raftkvpb.RaftMessageBatch
+	16, // 25: raftkvpb.Raft.Snapshot:input_type -> raftkvpb.SnapshotChunk
+	17, // 26: raftkvpb.Raft.Send:output_type -> raftkvpb.Done
+	17, // 27: raftkvpb.Raft.Snapshot:output_type -> raftkvpb.Done
+	26, // [26:28] is the sub-list for method output_type
+	24, // [24:26] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_raftkv_raftkvpb_raftkv_proto_init() }
@@ -1500,8 +1863,8 @@ func file_raftkv_raftkvpb_raftkv_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftkv_raftkvpb_raftkv_proto_rawDesc), len(file_raftkv_raftkvpb_raftkv_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   18,
+			NumEnums:      4,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

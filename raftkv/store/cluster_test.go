@@ -52,6 +52,9 @@ type clusterOpts struct {
 	// crash then keeps only what was synced (MemFS.CrashClone), as a
 	// power cut would, instead of closing the engine cleanly.
 	powerLoss bool
+	// maxValueSize, if set, is the engines' MaxValueSize, and the stores'
+	// MaxRequestBytes leaves store.EntryOverheadBytes under it.
+	maxValueSize int
 }
 
 // cluster is n stores on real engines in t.TempDir, one region over the
@@ -170,7 +173,7 @@ func newCluster(t testing.TB, engine string, opts clusterOpts) *cluster {
 
 func (c *cluster) openEngine(id uint64) kvs.Engine {
 	c.t.Helper()
-	o := &kvs.Options{Logger: kvs.DiscardLogger()}
+	o := &kvs.Options{Logger: kvs.DiscardLogger(), MaxValueSize: c.opts.maxValueSize}
 	if fs := c.fss[id]; fs != nil {
 		o.FS = fs
 	}
@@ -214,6 +217,10 @@ func (c *cluster) storeByID(id uint64) *store.Store {
 
 func (c *cluster) startStore(id uint64) {
 	c.t.Helper()
+	maxReq := 0
+	if c.opts.maxValueSize > 0 {
+		maxReq = c.opts.maxValueSize - store.EntryOverheadBytes
+	}
 	s, err := store.New(store.Config{
 		StoreID:            id,
 		ClusterID:          clusterID,
@@ -223,6 +230,7 @@ func (c *cluster) startStore(id uint64) {
 		HeartbeatTick:      2,
 		RaftLogGCThreshold: c.opts.gcThreshold,
 		SnapshotChunkBytes: 4 << 10,
+		MaxRequestBytes:    maxReq,
 		Logger:             kvs.DiscardLogger(),
 	})
 	if err != nil {

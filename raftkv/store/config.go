@@ -47,11 +47,27 @@ type Config struct {
 	// SnapshotChunkBytes is the size of a snapshot's data chunks (default
 	// raftstorage.DefaultChunkBytes).
 	SnapshotChunkBytes int
+	// MaxRequestBytes bounds the encoded size of one client write; Write
+	// refuses a larger one before proposing it. Each write becomes one
+	// raft log entry, stored as one engine value, so the bound must leave
+	// room under the engine's MaxValueSize for the entry's own fields: an
+	// entry the engine refused would stop the store. Default
+	// DefaultMaxRequestBytes, which fits an engine with the default
+	// kvs.DefaultMaxValueSize.
+	MaxRequestBytes int
 
 	// Logger receives the store's and raft's logs (default: warnings to
 	// stderr).
 	Logger *logrus.Entry
 }
+
+// EntryOverheadBytes is room for a raft entry's fields besides its
+// request (term, index, type, framing), with a wide margin.
+const EntryOverheadBytes = 4 << 10
+
+// DefaultMaxRequestBytes is Config.MaxRequestBytes when left zero: what an
+// engine with kvs.DefaultMaxValueSize can store as one entry.
+const DefaultMaxRequestBytes = kvs.DefaultMaxValueSize - EntryOverheadBytes
 
 func (c *Config) withDefaults() (Config, error) {
 	out := *c
@@ -78,6 +94,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.MaxInflightMsgs == 0 {
 		out.MaxInflightMsgs = 256
+	}
+	if out.MaxRequestBytes == 0 {
+		out.MaxRequestBytes = DefaultMaxRequestBytes
 	}
 	if out.RaftLogGCThreshold == 0 {
 		out.RaftLogGCThreshold = 1024

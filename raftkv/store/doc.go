@@ -33,7 +33,8 @@
 // Store implements api.Service. A write goes to the region's leader only
 // (a follower answers *api.NotLeaderError with the leader's store id, a
 // store without the region one without a hint); the waiting caller is
-// answered when the entry applies, with
+// answered when the entry applies, with the request's
+// raftkvpb.Response (apply.go: read-modify-writes, sessions), with
 // api.ErrProposalDropped if another leader overwrote it, and with
 // api.ErrTimeout when its context ends first (the write may still apply).
 // Reads wait for their ReadIndex and then read the engine, which the loop

@@ -3,9 +3,11 @@ package store_test
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,24 +15,46 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/kvs-lab/kvs"
+	"github.com/kvs-lab/kvs/raftkv/api"
 	"github.com/kvs-lab/kvs/raftkv/client"
 )
 
 // kvInput is one client operation of a recorded history.
 type kvInput struct {
-	op    string // "get", "put" or "delete"
+	op    string // "get", "put", "delete" or "incr"
 	key   string
 	value string // put only
+	delta int64  // incr only
 }
 
 // kvOutput is what the operation returned. unknown marks a write whose
 // outcome the client never learnt (it timed out or may have applied):
 // the model lets it take effect or not, and its return time is the end
-// of the history.
+// of the history. An incr returns its new value in value, or fails with
+// err "not an integer" or "overflow" (a known outcome: it changed
+// nothing).
 type kvOutput struct {
 	value   string
 	found   bool
 	unknown bool
+	err     string
+}
+
+// incrOf is what an incr by delta does to s, as Redis (and the state
+// machine) define it: the new value, or the error.
+func incrOf(s kvState, delta int64) (int64, string) {
+	var n int64
+	if s.found {
+		v, err := strconv.ParseInt(s.value, 10, 64)
+		if err != nil || strconv.FormatInt(v, 10) != s.value {
+			return 0, "not an integer"
+		}
+		n = v
+	}
+	if (delta > 0 && n > math.MaxInt64-delta) || (delta < 0 && n < math.MinInt64-delta) {
+		return 0, "overflow"
+	}
+	return n + delta, ""
 }
 
 // kvState is one key's value in the model; histories are partitioned
@@ -67,6 +91,16 @@ var kvModel = porcupine.Model{
 			return out.found == s.found && out.value == s.value, s
 		case "put":
 			return true, kvState{value: in.value, found: true}
+		case "incr":
+			n, e := incrOf(s, in.delta)
+			next := s
+			if e == "" {
+				next = kvState{value: strconv.FormatInt(n, 10), found: true}
+			}
+			if out.unknown {
+				return true, next
+			}
+			return out.err == e && (e != "" || out.value == next.value), next
 		default: // delete
 			return true, kvState{}
 		}
@@ -80,6 +114,10 @@ var kvModel = porcupine.Model{
 			return fmt.Sprintf("get(%s) -> %s", in.key, out.value)
 		case in.op == "put":
 			return fmt.Sprintf("put(%s, %s)%s", in.key, in.value, unknownMark(out))
+		case in.op == "incr" && out.err != "":
+			return fmt.Sprintf("incr(%s, %d) -> %s", in.key, in.delta, out.err)
+		case in.op == "incr":
+			return fmt.Sprintf("incr(%s, %d) -> %s%s", in.key, in.delta, out.value, unknownMark(out))
 		}
 		return fmt.Sprintf("delete(%s)%s", in.key, unknownMark(out))
 	},
@@ -158,7 +196,7 @@ func (r *recorder) check(t testing.TB) {
 // as the histories of a -short run take well under a second.
 const porcupineTimeout = 2 * time.Minute
 
-// workload runs clients goroutines of random gets, puts and deletes over
+// workload runs clients goroutines of random gets, puts, incrs and deletes over
 // keys keys through client.Client until stop is closed, recording every
 // operation. A failed get is left out (it had no effect); a failed write
 // is recorded with an unknown outcome.
@@ -207,9 +245,25 @@ func (w workload) run(t testing.TB, c *cluster, rec *recorder, seed uint64, stop
 					} else {
 						out.value, out.found = string(v), err == nil
 					}
-				case p < 9:
+				case p < 7:
+					// Half the values are integers, which incrs can add to.
 					in.op, in.value = "put", fmt.Sprintf("c%d.%d", ci, i)
+					if i%2 == 0 {
+						in.value = strconv.Itoa(ci*1_000_000 + i)
+					}
 					err = cl.Put(ctx, []byte(key), []byte(in.value))
+				case p < 9:
+					in.op, in.delta = "incr", int64(rng.IntN(5)+1)
+					var n int64
+					n, err = cl.IncrBy(ctx, []byte(key), in.delta)
+					switch {
+					case err == nil:
+						out.value = strconv.FormatInt(n, 10)
+					case errors.Is(err, api.ErrNotInteger):
+						out.err, err = "not an integer", nil
+					case errors.Is(err, api.ErrOverflow):
+						out.err, err = "overflow", nil
+					}
 				default:
 					in.op = "delete"
 					err = cl.Delete(ctx, []byte(key))
@@ -242,13 +296,16 @@ func (w workload) run(t testing.TB, c *cluster, rec *recorder, seed uint64, stop
 // completed before it began (the stale read a follower or a deposed
 // leader would serve without ReadIndex, Raft §6.4) must be illegal, and
 // the same read overlapping the write legal; a write of unknown outcome
-// may or may not have happened.
+// may or may not have happened. The incr cases check the model's
+// read-modify-write: an increment applied twice, or one result handed
+// to two clients, is illegal.
 func TestPorcupineCatchesStaleRead(t *testing.T) {
 	op := func(client int, in kvInput, out kvOutput, call, ret int64) porcupine.Operation {
 		return porcupine.Operation{ClientId: client, Input: in, Output: out, Call: call, Return: ret}
 	}
 	put := kvInput{op: "put", key: "x", value: "1"}
 	get := kvInput{op: "get", key: "x"}
+	incr := kvInput{op: "incr", key: "x", delta: 1}
 	absent := kvOutput{}
 	one := kvOutput{value: "1", found: true}
 	cases := []struct {
@@ -262,6 +319,15 @@ func TestPorcupineCatchesStaleRead(t *testing.T) {
 		{"unknown put seen", []porcupine.Operation{op(0, put, kvOutput{unknown: true}, 0, 1000), op(1, get, one, 30, 40)}, porcupine.Ok},
 		{"unknown put not seen", []porcupine.Operation{op(0, put, kvOutput{unknown: true}, 0, 1000), op(1, get, absent, 30, 40)}, porcupine.Ok},
 		{"value never written", []porcupine.Operation{op(1, get, kvOutput{value: "2", found: true}, 30, 40)}, porcupine.Illegal},
+		// incr: each application takes the value one step, and a
+		// result is only ever handed out once.
+		{"incrs in turn", []porcupine.Operation{op(2, put, kvOutput{}, -20, -10), op(0, incr, kvOutput{value: "2"}, 0, 10), op(1, incr, kvOutput{value: "3"}, 20, 30), op(1, get, kvOutput{value: "3", found: true}, 40, 50)}, porcupine.Ok},
+		{"one result handed out twice", []porcupine.Operation{op(2, put, kvOutput{}, -20, -10), op(0, incr, kvOutput{value: "2"}, 0, 10), op(1, incr, kvOutput{value: "2"}, 20, 30)}, porcupine.Illegal},
+		{"incr applied twice", []porcupine.Operation{op(2, put, kvOutput{}, -20, -10), op(0, incr, kvOutput{value: "2"}, 0, 10), op(1, get, kvOutput{value: "4", found: true}, 20, 30)}, porcupine.Illegal},
+		{"incr of unknown outcome seen", []porcupine.Operation{op(2, put, kvOutput{}, -20, -10), op(0, incr, kvOutput{unknown: true}, 0, 1000), op(1, get, kvOutput{value: "2", found: true}, 20, 30)}, porcupine.Ok},
+		{"incr of a non-integer fails", []porcupine.Operation{op(0, put, kvOutput{}, 0, 10), op(0, kvInput{op: "put", key: "x", value: "a"}, kvOutput{}, 20, 30),
+			op(1, incr, kvOutput{err: "not an integer"}, 40, 50), op(1, get, kvOutput{value: "a", found: true}, 60, 70)}, porcupine.Ok},
+		{"incr of an integer fails", []porcupine.Operation{op(0, put, kvOutput{}, 0, 10), op(1, incr, kvOutput{err: "not an integer"}, 40, 50)}, porcupine.Illegal},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -402,16 +401,10 @@ func (s *Store) sendSnapshot(p *peer, rm *raftkvpb.RaftMessage) {
 	}()
 }
 
-// sessionKey is the user key under which the state machine keeps client
-// id's last applied seq. It starts with api.ReservedPrefix, so it sits in
-// the region's data (snapshots carry it) where clients cannot touch it.
-func sessionKey(clientID uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte{api.ReservedPrefix, 's'}, clientID)
-}
-
 // apply applies committed entries: client writes (at most once per client
-// seq), conf changes, and empty entries, then records the applied index,
-// all in one batch. Waiting proposals are answered after the write. If an
+// seq, see apply.go), conf changes, and empty entries, then records the
+// applied index, all in one batch. Waiting proposals are answered, with
+// their requests' Responses, after the write. If an
 // entry removes the peer itself, apply stops after it and reports
 // removed: the caller destroys the peer.
 func (s *Store) apply(p *peer, ents []*raftpb.Entry) (removed bool, err error) {
@@ -420,26 +413,11 @@ func (s *Store) apply(p *peer, ents []*raftpb.Entry) (removed bool, err error) {
 	}
 	wb := new(kvs.Batch)
 	u := p.st.NewUpdate(wb)
-	sessions := map[uint64]uint64{} // this batch's view of the sessions
-	lastSeq := func(client uint64) (uint64, error) {
-		if seq, ok := sessions[client]; ok {
-			return seq, nil
-		}
-		v, err := s.eng.Get(raftstorage.DataKey(sessionKey(client)))
-		if errors.Is(err, kvs.ErrNotFound) {
-			return 0, nil
-		}
-		if err != nil {
-			return 0, fmt.Errorf("%w: read session: %w", errEngine, err)
-		}
-		if len(v) != 8 {
-			return 0, fmt.Errorf("store: region %d: session of client %d has %d bytes", p.regionID, client, len(v))
-		}
-		return binary.BigEndian.Uint64(v), nil
-	}
+	ab := newApplyBatch(s.eng, wb, p.regionID)
 	type answer struct {
-		pr  *proposal
-		err error
+		pr   *proposal
+		resp *raftkvpb.Response
+		err  error
 	}
 	var answers []answer
 	regionChanged := false
@@ -455,7 +433,7 @@ func (s *Store) apply(p *peer, ents []*raftpb.Entry) (removed bool, err error) {
 		// was overwritten by another leader (§5.3): it can never apply.
 		for id, pr := range p.proposals {
 			if pr.index == e.GetIndex() && pr.term != e.GetTerm() {
-				answers = append(answers, answer{pr, fmt.Errorf("%w: entry %d of term %d replaced by one of term %d", api.ErrProposalDropped, pr.index, pr.term, e.GetTerm())})
+				answers = append(answers, answer{pr, nil, fmt.Errorf("%w: entry %d of term %d replaced by one of term %d", api.ErrProposalDropped, pr.index, pr.term, e.GetTerm())})
 				delete(p.proposals, id)
 			}
 		}
@@ -471,26 +449,12 @@ func (s *Store) apply(p *peer, ents []*raftpb.Entry) (removed bool, err error) {
 				s.cfg.Logger.Errorf("region %d: entry %d is not a request, skipped: %v", p.regionID, e.GetIndex(), err)
 				continue
 			}
-			lastApplied, err := lastSeq(req.GetClientId())
-			if err != nil {
+			resp, err := ab.applyRequest(req)
+			if err != nil && !errors.Is(err, errSessionMovedOn) {
 				return false, err
 			}
-			if req.GetSeq() > lastApplied {
-				for _, op := range req.GetOps() {
-					switch op.GetType() {
-					case raftkvpb.Op_Put:
-						wb.Put(raftstorage.DataKey(op.GetKey()), op.GetValue())
-					case raftkvpb.Op_Delete:
-						wb.Delete(raftstorage.DataKey(op.GetKey()))
-					}
-				}
-				sessions[req.GetClientId()] = req.GetSeq()
-				wb.Put(raftstorage.DataKey(sessionKey(req.GetClientId())), binary.BigEndian.AppendUint64(nil, req.GetSeq()))
-			}
-			// else: a retry of a write that already applied; it succeeds
-			// without applying again.
 			if pr := p.proposalOf(e, s.tag(), req.GetStoreId(), req.GetBootId(), req.GetProposalId()); pr != nil {
-				answers = append(answers, answer{pr, nil})
+				answers = append(answers, answer{pr, resp, err})
 				delete(p.proposals, req.GetProposalId())
 			}
 		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
@@ -506,7 +470,7 @@ func (s *Store) apply(p *peer, ents []*raftpb.Entry) (removed bool, err error) {
 			removed = changed && regionPeer(p.region, p.id) == nil
 			ctx := confChangeContext(e)
 			if pr := p.proposalOf(e, s.tag(), ctx.GetStoreId(), ctx.GetBootId(), ctx.GetProposalId()); pr != nil && pr.conf != nil {
-				answers = append(answers, answer{pr, nil})
+				answers = append(answers, answer{pr, nil, nil})
 				delete(p.proposals, ctx.GetProposalId())
 			}
 		}
@@ -530,6 +494,9 @@ func (s *Store) apply(p *peer, ents []*raftpb.Entry) (removed bool, err error) {
 		return false, err
 	}
 	for _, a := range answers {
+		// NB: resp is set before the send on done, which the caller
+		// receives before reading it: the channel orders the two.
+		a.pr.resp = a.resp
 		a.pr.done <- a.err
 	}
 	return removed, nil

@@ -58,7 +58,7 @@ func TestWriteAcknowledgedOnlyWhenItsEntryCommits(t *testing.T) {
 	dropAppRespToL.Store(true)
 	svc, _ := c.Store(L)
 	ctx, cancel := ctxTimeout(300 * time.Millisecond)
-	err := svc.Write(ctx, &raftkvpb.Request{ClientId: 1, Seq: 1, Ops: []*raftkvpb.Op{{Key: []byte("x"), Value: []byte("X")}}})
+	_, err := svc.Write(ctx, &raftkvpb.Request{ClientId: 1, Seq: 1, Ops: []*raftkvpb.Op{{Key: []byte("x"), Value: []byte("X")}}})
 	cancel()
 	if err == nil {
 		t.Fatal("X was acknowledged without a single follower's acknowledgement")
@@ -85,7 +85,8 @@ func TestWriteAcknowledgedOnlyWhenItsEntryCommits(t *testing.T) {
 	go func() {
 		ctx, cancel := ctxTimeout(time.Second)
 		defer cancel()
-		yDone <- svc.Write(ctx, &raftkvpb.Request{ClientId: 2, Seq: 1, Ops: []*raftkvpb.Op{{Key: []byte("y"), Value: []byte("Y")}}})
+		_, err := svc.Write(ctx, &raftkvpb.Request{ClientId: 2, Seq: 1, Ops: []*raftkvpb.Op{{Key: []byte("y"), Value: []byte("Y")}}})
+		yDone <- err
 	}()
 	for c.status(L).LastLog < i+2 {
 		time.Sleep(time.Millisecond)

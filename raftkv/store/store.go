@@ -282,21 +282,62 @@ func (s *Store) closePeers() {
 }
 
 // Write implements api.Service: it proposes req to the leader of the
-// region holding its keys and waits until the entry applied. The store
-// tags a copy of req; req itself is not changed.
-func (s *Store) Write(ctx context.Context, req *raftkvpb.Request) error {
+// region holding its keys, waits until the entry applied and returns the
+// request's Response (for a retry of a request that applied, the
+// Response of that first application). The store tags a copy of req;
+// req itself is not changed. A request with an unknown op type, with
+// fields its op type does not use, or larger than MaxRequestBytes is
+// refused with api.ErrInvalid before it reaches the log.
+func (s *Store) Write(ctx context.Context, req *raftkvpb.Request) (*raftkvpb.Response, error) {
 	if req.GetClientId() == 0 || req.GetSeq() == 0 || len(req.GetOps()) == 0 {
-		return fmt.Errorf("%w: a write needs a client id, a seq and ops", api.ErrInvalid)
+		return nil, fmt.Errorf("%w: a write needs a client id, a seq and ops", api.ErrInvalid)
 	}
-	for _, op := range req.GetOps() {
-		if err := api.CheckKey(op.GetKey()); err != nil {
-			return err
-		}
-		if t := op.GetType(); t != raftkvpb.Op_Put && t != raftkvpb.Op_Delete {
-			return fmt.Errorf("%w: unknown op type %v", api.ErrInvalid, t)
+	for i, op := range req.GetOps() {
+		if err := checkOp(op); err != nil {
+			return nil, fmt.Errorf("op %d: %w", i, err)
 		}
 	}
-	return s.proposeAndWait(ctx, &proposal{req: proto.CloneOf(req), done: make(chan error, 1)})
+	if n := proto.Size(req); n > s.cfg.MaxRequestBytes {
+		return nil, fmt.Errorf("%w: the request is %d bytes encoded, the store takes at most %d (MaxRequestBytes)",
+			api.ErrInvalid, n, s.cfg.MaxRequestBytes)
+	}
+	pr := &proposal{req: proto.CloneOf(req), done: make(chan error, 1)}
+	if err := s.proposeAndWait(ctx, pr); err != nil {
+		return nil, err
+	}
+	// A copy: the loop may hand the same recorded Response to several
+	// retries of one request, and the caller owns what it gets.
+	return proto.CloneOf(pr.resp), nil
+}
+
+// checkOp refuses an op the state machine would not know how to apply:
+// a bad key, an unknown type or condition, or a field set that its type
+// ignores (more likely a caller's mistake than an intent).
+func checkOp(op *raftkvpb.Op) error {
+	if err := api.CheckKey(op.GetKey()); err != nil {
+		return err
+	}
+	t := op.GetType()
+	switch t {
+	case raftkvpb.Op_Put, raftkvpb.Op_Delete, raftkvpb.Op_IncrBy, raftkvpb.Op_Append:
+	default:
+		return fmt.Errorf("%w: unknown op type %v", api.ErrInvalid, t)
+	}
+	switch c := op.GetCondition(); {
+	case c != raftkvpb.Op_Always && c != raftkvpb.Op_IfAbsent && c != raftkvpb.Op_IfPresent:
+		return fmt.Errorf("%w: unknown condition %v", api.ErrInvalid, c)
+	case c != raftkvpb.Op_Always && t != raftkvpb.Op_Put:
+		return fmt.Errorf("%w: a condition on a %v (only Put takes one)", api.ErrInvalid, t)
+	case op.GetReturnOld() && t != raftkvpb.Op_Put:
+		return fmt.Errorf("%w: return_old on a %v (only Put takes it)", api.ErrInvalid, t)
+	case op.GetDelta() != 0 && t != raftkvpb.Op_IncrBy:
+		return fmt.Errorf("%w: a delta on a %v (only IncrBy takes one)", api.ErrInvalid, t)
+	case op.GetMaxValueBytes() != 0 && t != raftkvpb.Op_Append:
+		return fmt.Errorf("%w: max_value_bytes on a %v (only Append takes it)", api.ErrInvalid, t)
+	case len(op.GetValue()) > 0 && (t == raftkvpb.Op_Delete || t == raftkvpb.Op_IncrBy):
+		return fmt.Errorf("%w: a value on a %v", api.ErrInvalid, t)
+	}
+	return nil
 }
 
 // proposeAndWait hands pr to the loop and waits until it applied or
@@ -465,6 +506,9 @@ type proposal struct {
 	req  *raftkvpb.Request // a client write; nil for a membership change
 	conf *confChange       // a membership change; nil for a write
 	done chan error        // buffered: the loop never waits on a caller
+	// resp is a client write's Response, set by the loop before it sends
+	// nil on done.
+	resp *raftkvpb.Response
 	// index and term of the entry that carries it, once the leader
 	// appended it (0 before).
 	index, term uint64

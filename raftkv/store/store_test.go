@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/kvs-lab/kvs/raftkv/api"
 	"github.com/kvs-lab/kvs/raftkv/client"
 	"github.com/kvs-lab/kvs/raftkv/raftkvpb"
+	"github.com/kvs-lab/kvs/raftkv/store"
 	"github.com/kvs-lab/kvs/raftkv/transport"
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -113,7 +115,7 @@ func TestFollowerAnswersNotLeader(t *testing.T) {
 	ctx, cancel := ctxTimeout(5 * time.Second)
 	defer cancel()
 	req := &raftkvpb.Request{ClientId: 1, Seq: 1, Ops: []*raftkvpb.Op{{Key: []byte("a"), Value: []byte("1")}}}
-	err := svc.Write(ctx, req)
+	_, err := svc.Write(ctx, req)
 	var nl *api.NotLeaderError
 	if !errors.As(err, &nl) || nl.Leader != leader || !api.NotExecuted(err) {
 		t.Fatalf("write to follower %d: %v, want NotLeader naming store %d", follower, err, leader)
@@ -124,17 +126,57 @@ func TestFollowerAnswersNotLeader(t *testing.T) {
 	ls, _ := c.Store(leader)
 	for _, key := range [][]byte{nil, {0, 's'}} {
 		bad := &raftkvpb.Request{ClientId: 1, Seq: 1, Ops: []*raftkvpb.Op{{Key: key}}}
-		if err := ls.Write(ctx, bad); !errors.Is(err, api.ErrInvalid) {
+		if _, err := ls.Write(ctx, bad); !errors.Is(err, api.ErrInvalid) {
 			t.Errorf("write of key %q: %v, want ErrInvalid", key, err)
 		}
 	}
 }
 
-// TestRetriedWriteAppliesOnce replays a write with the same client id
-// and seq after a later write of the same client: the state machine
-// remembers the client's last seq and skips the replay, so the later
-// value stays (exactly-once application of retried requests, Raft
-// dissertation §6.3).
+// TestWriteLargerThanTheLogTakesIsRefused: every write is stored in the
+// raft log as one engine value, so a write that would not fit under the
+// engine's value limit is refused before it is proposed (were it
+// proposed, the engine would refuse the entry and stop the store). One
+// just under the limit applies, and the store serves on.
+func TestWriteLargerThanTheLogTakesIsRefused(t *testing.T) {
+	forEngines(t, func(t *testing.T, engine string) {
+		const maxValue = 256 << 10
+		c := newCluster(t, engine, clusterOpts{maxValueSize: maxValue})
+		ctx, cancel := ctxTimeout(10 * time.Second)
+		defer cancel()
+		ls, _ := c.Store(c.leader(5 * time.Second))
+		big := &raftkvpb.Request{ClientId: 1, Seq: 1, Ops: []*raftkvpb.Op{{Key: []byte("big"), Value: make([]byte, maxValue)}}}
+		if _, err := ls.Write(ctx, big); !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "MaxRequestBytes") {
+			t.Fatalf("write of a %d-byte value: %v, want ErrInvalid naming MaxRequestBytes", maxValue, err)
+		}
+		big.Ops[0].Value = make([]byte, maxValue-store.EntryOverheadBytes-64)
+		var err error
+		for try := 0; try < 20; try++ {
+			if ls, _ = c.Store(c.leader(5 * time.Second)); ls == nil {
+				continue
+			}
+			if _, err = ls.Write(ctx, big); err == nil || !api.NotExecuted(err) {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("write of a %d-byte value: %v", len(big.Ops[0].Value), err)
+		}
+		if v, err := ls.Get(ctx, []byte("big")); err != nil || len(v) != len(big.Ops[0].Value) {
+			t.Fatalf("get big: %d bytes, %v", len(v), err)
+		}
+		small := &raftkvpb.Request{ClientId: 1, Seq: 2, Ops: []*raftkvpb.Op{{Key: []byte("k"), Value: []byte("v")}}}
+		if _, err := ls.Write(ctx, small); err != nil {
+			t.Fatalf("write after the big one: %v", err)
+		}
+	})
+}
+
+// TestRetriedWriteAppliesOnce replays writes with the same client id and
+// seq: a replay of the client's last write succeeds without applying
+// again, a replay of an earlier one (after a later write of the same
+// client) applies nothing and fails as "outcome unknown", since its
+// result is no longer kept; so the later value stays (exactly-once
+// application of retried requests, Raft dissertation §6.3).
 func TestRetriedWriteAppliesOnce(t *testing.T) {
 	forEngines(t, func(t *testing.T, engine string) {
 		c := newCluster(t, engine, clusterOpts{})
@@ -143,13 +185,22 @@ func TestRetriedWriteAppliesOnce(t *testing.T) {
 		ctx, cancel := ctxTimeout(5 * time.Second)
 		defer cancel()
 		put := func(seq uint64, v string) error {
-			return svc.Write(ctx, &raftkvpb.Request{ClientId: 42, Seq: seq, Ops: []*raftkvpb.Op{{Key: []byte("k"), Value: []byte(v)}}})
+			_, err := svc.Write(ctx, &raftkvpb.Request{ClientId: 42, Seq: seq, Ops: []*raftkvpb.Op{{Key: []byte("k"), Value: []byte(v)}}})
+			return err
 		}
 		for _, step := range []struct {
-			seq uint64
-			v   string
-		}{{1, "first"}, {2, "second"}, {1, "first"}, {2, "second-again"}} {
-			if err := put(step.seq, step.v); err != nil {
+			seq     uint64
+			v       string
+			unknown bool
+		}{{1, "first", false}, {2, "second", false}, {1, "first", true}, {2, "second-again", false}} {
+			err := put(step.seq, step.v)
+			if step.unknown {
+				if !errors.Is(err, api.ErrTimeout) || api.NotExecuted(err) {
+					t.Fatalf("replay of seq %d after a later write: %v, want an outcome-unknown error (ErrTimeout)", step.seq, err)
+				}
+				continue
+			}
+			if err != nil {
 				t.Fatalf("put seq %d: %v", step.seq, err)
 			}
 		}
