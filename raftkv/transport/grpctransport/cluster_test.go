@@ -337,7 +337,14 @@ func TestClusterOverGRPC(t *testing.T) {
 			if st := c.status(lagging); st.Snapshots == 0 {
 				t.Errorf("follower caught up without a snapshot: %+v", st)
 			}
-			if st := laggingNode.srv.Stats(); st.Snapshots == 0 || st.StreamsRefused != 0 {
+			// NB: the server counts a snapshot once its store's handler
+			// has taken it, so the store may have applied it, and the
+			// cluster converged, a moment before the count moves.
+			st := laggingNode.srv.Stats()
+			for deadline := time.Now().Add(5 * time.Second); st.Snapshots == 0 && time.Now().Before(deadline); st = laggingNode.srv.Stats() {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if st.Snapshots == 0 || st.StreamsRefused != 0 {
 				t.Errorf("follower's server stats %+v: want a snapshot received, nothing refused", st)
 			}
 			step(40)
