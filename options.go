@@ -58,12 +58,24 @@ type BitcaskOptions struct {
 	// MaxSegmentBytes is the size at which the active segment is sealed
 	// and a new one started. Default 64 MiB.
 	MaxSegmentBytes int64
+	// ReadMode is how Gets and iterators read records from segment files:
+	// "mmap" (the default) copies them out of a read-only memory map of
+	// each file, "pread" reads them with one pread(2) each. A file system
+	// whose files cannot be mapped (vfs.MemFS, fault injection) is always
+	// read with pread. See docs/01-bitcask.md for what each costs.
+	ReadMode string
 }
 
 // Bitcask keydir index names.
 const (
 	IndexHash  = "hash"
 	IndexBTree = "btree"
+)
+
+// Bitcask read modes (BitcaskOptions.ReadMode).
+const (
+	ReadModeMmap  = "mmap"
+	ReadModePread = "pread"
 )
 
 // DefaultMaxSegmentBytes is BitcaskOptions.MaxSegmentBytes when left zero.
@@ -146,6 +158,9 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.Bitcask.MaxSegmentBytes == 0 {
 		o.Bitcask.MaxSegmentBytes = DefaultMaxSegmentBytes
 	}
+	if o.Bitcask.ReadMode == "" {
+		o.Bitcask.ReadMode = ReadModeMmap
+	}
 	if o.LSM.Compression == "" {
 		o.LSM.Compression = CompressionSnappy
 	}
@@ -175,6 +190,11 @@ func (o *Options) Validate() error {
 	case "", IndexHash, IndexBTree:
 	default:
 		return fmt.Errorf("kvs: option Bitcask.Index: %q is not %q or %q", o.Bitcask.Index, IndexHash, IndexBTree)
+	}
+	switch o.Bitcask.ReadMode {
+	case "", ReadModeMmap, ReadModePread:
+	default:
+		return fmt.Errorf("kvs: option Bitcask.ReadMode: %q is not %q or %q", o.Bitcask.ReadMode, ReadModeMmap, ReadModePread)
 	}
 	if o.Bitcask.MaxSegmentBytes < 0 {
 		return fmt.Errorf("kvs: option Bitcask.MaxSegmentBytes: %d is negative", o.Bitcask.MaxSegmentBytes)

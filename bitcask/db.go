@@ -309,7 +309,22 @@ func (db *DB) createSegment(id uint64) (*segment, error) {
 	s := newSegment(id, path, f)
 	s.bytes = fileHeaderLen
 	s.setFlushed(fileHeaderLen)
+	// The active segment grows to about MaxSegmentBytes: map that much
+	// now, so that reads of records appended later need no new map.
+	db.mapSegment(s, db.opts.Bitcask.MaxSegmentBytes)
 	return s, nil
+}
+
+// mapSegment maps the first length bytes of s's file when the engine reads
+// through maps (BitcaskOptions.ReadMode). A file that cannot be mapped is
+// read with pread; only an unexpected failure is worth a log line.
+func (db *DB) mapSegment(s *segment, length int64) {
+	if db.opts.Bitcask.ReadMode != kvs.ReadModeMmap {
+		return
+	}
+	if err := s.mapFile(length); err != nil && !errors.Is(err, vfs.ErrNoMmap) {
+		db.log.WithError(err).WithField("file", s.path).Warn("cannot map a segment; reading it with pread")
+	}
 }
 
 // maxFileID is the largest file id a keydir entry can hold.
@@ -373,11 +388,18 @@ func (db *DB) Close() error {
 		s.closeFile()
 	}
 	db.obsMu.Unlock()
+	// The files close now, so that snapshots and iterators still open are
+	// cut off; their maps go when the last reference does. The segment
+	// table lets go of its references here: a segment nothing else holds
+	// is released at once, one an open iterator pins when it closes.
 	db.mu.Lock()
+	segs := make([]*segment, 0, len(db.segs))
 	for _, s := range db.segs {
-		s.closeFile()
+		s.closeFD()
+		segs = append(segs, s)
 	}
 	db.mu.Unlock()
+	db.unref(segs...)
 	if lerr := db.lock.Close(); lerr != nil && err == nil {
 		err = fmt.Errorf("kvs/bitcask: close: release lock: %w", lerr)
 	}

@@ -7,7 +7,10 @@
 //
 // Every write is appended to the active segment; an in-memory keydir maps
 // each live key to the file, offset and size of its newest record, so a
-// Get costs one lookup and one read. Segments are sealed at
+// Get costs one lookup and one read: by default a copy out of a read-only
+// memory map of the segment, or one pread with
+// Options.Bitcask.ReadMode "pread" (segment.go, readRecord; a fault in the
+// map becomes an error, not a crash). Segments are sealed at
 // Options.Bitcask.MaxSegmentBytes; a merge (Compact) rewrites the live
 // records of the sealed segments into new segments with hint files and
 // deletes the old ones.
@@ -86,8 +89,10 @@
 //
 // # Limits
 //
-// Every segment's file stays open while the engine is open (reads use
-// ReadAt on it; there is no file-handle cache): one file descriptor per
+// Every segment's file stays open while the engine is open (pread reads
+// use it; there is no file-handle cache), and in mmap mode each segment
+// also holds a map of up to MaxSegmentBytes of address space: one file
+// descriptor per
 // segment, about bytes on disk / Options.Bitcask.MaxSegmentBytes. A merge
 // opens its outputs before it closes its inputs, and a snapshot or
 // iterator keeps the inputs it pins open, so the count can double for a

@@ -482,6 +482,7 @@ func (m *merger) install(done []byte) error {
 		s := newSegment(o.id, path, f)
 		s.bytes, s.records, s.hintBytes = o.size, o.records, o.hint.written
 		s.setFlushed(o.size)
+		db.mapSegment(s, o.size)
 		outs[o.id] = s
 	}
 

@@ -76,6 +76,11 @@ func (db *DB) recover() error {
 	// nothing needs them in memory now.
 	l.tombs = nil
 	db.nextSeq = l.maxSeq + 1
+	// The loaded segments are sealed now (a torn tail was cut): map each
+	// at its final size.
+	for _, s := range db.segs {
+		db.mapSegment(s, s.flushed.Load())
+	}
 
 	// Always start a new active segment rather than append to an old one:
 	// the newest file's tail was just cut and is not worth trusting for

@@ -357,7 +357,7 @@ func engineFlags(cmd *cobra.Command) []string {
 	var out []string
 	cmd.Flags().Visit(func(f *pflag.Flag) {
 		switch f.Name {
-		case "index", "segment-size", "memtable-size", "target-file-size", "l0-trigger", "compaction", "l1-size",
+		case "index", "read-mode", "segment-size", "memtable-size", "target-file-size", "l0-trigger", "compaction", "l1-size",
 			"level-multiplier", "block-size", "bloom-bits", "cache-size", "compression", "max-value-size":
 			out = append(out, "--"+f.Name+" "+f.Value.String())
 		}

@@ -20,6 +20,7 @@ type globals struct {
 	dir         string
 	json        bool
 	index       string
+	readMode    string
 	segmentSize string
 	memtable    string
 	targetFile  string
@@ -54,6 +55,7 @@ the engine from the directory's ENGINE file (bitcask for a new directory).`,
 	pf.StringVar(&g.dir, "dir", "", "engine directory")
 	pf.BoolVar(&g.json, "json", false, "print JSON for scripts instead of tables")
 	pf.StringVar(&g.index, "index", "", "bitcask keydir index: hash (default) or btree")
+	pf.StringVar(&g.readMode, "read-mode", "", "bitcask reads: mmap (default; copy records out of a memory map of each segment) or pread (one pread(2) per record)")
 	pf.StringVar(&g.segmentSize, "segment-size", "", "bitcask segment size before rotation, e.g. 64MiB (default 64MiB)")
 	pf.StringVar(&g.memtable, "memtable-size", "", "lsm memtable size before a flush, e.g. 4MiB (default 8MiB)")
 	pf.StringVar(&g.targetFile, "target-file-size", "", "lsm compaction output table size, e.g. 2MiB (default 2MiB)")
@@ -93,6 +95,12 @@ func (g *globals) options(stderr io.Writer) (*kvs.Options, error) {
 		o.Bitcask.Index = g.index
 	default:
 		return nil, usagef("--index: %q is not hash or btree", g.index)
+	}
+	switch g.readMode {
+	case "", kvs.ReadModeMmap, kvs.ReadModePread:
+		o.Bitcask.ReadMode = g.readMode
+	default:
+		return nil, usagef("--read-mode: %q is not mmap or pread", g.readMode)
 	}
 	if g.segmentSize != "" {
 		n, err := parseBytes(g.segmentSize)
