@@ -41,6 +41,13 @@ type Options struct {
 	// ErrorIfNotExist makes Open fail when the directory does not exist
 	// instead of creating it.
 	ErrorIfNotExist bool
+	// ReadMode is how the engines read their immutable files (bitcask
+	// segments, lsm tables): "mmap" (the default) copies records and
+	// blocks out of a read-only memory map of each file, "pread" reads
+	// each with one pread(2). A file system whose files cannot be mapped
+	// (vfs.MemFS, fault injection) is always read with pread. See
+	// docs/01-bitcask.md §8 for what each costs.
+	ReadMode string
 
 	// Bitcask holds options only the bitcask engine reads.
 	Bitcask BitcaskOptions
@@ -58,12 +65,6 @@ type BitcaskOptions struct {
 	// MaxSegmentBytes is the size at which the active segment is sealed
 	// and a new one started. Default 64 MiB.
 	MaxSegmentBytes int64
-	// ReadMode is how Gets and iterators read records from segment files:
-	// "mmap" (the default) copies them out of a read-only memory map of
-	// each file, "pread" reads them with one pread(2) each. A file system
-	// whose files cannot be mapped (vfs.MemFS, fault injection) is always
-	// read with pread. See docs/01-bitcask.md for what each costs.
-	ReadMode string
 }
 
 // Bitcask keydir index names.
@@ -72,7 +73,7 @@ const (
 	IndexBTree = "btree"
 )
 
-// Bitcask read modes (BitcaskOptions.ReadMode).
+// Read modes (Options.ReadMode).
 const (
 	ReadModeMmap  = "mmap"
 	ReadModePread = "pread"
@@ -158,8 +159,8 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.Bitcask.MaxSegmentBytes == 0 {
 		o.Bitcask.MaxSegmentBytes = DefaultMaxSegmentBytes
 	}
-	if o.Bitcask.ReadMode == "" {
-		o.Bitcask.ReadMode = ReadModeMmap
+	if o.ReadMode == "" {
+		o.ReadMode = ReadModeMmap
 	}
 	if o.LSM.Compression == "" {
 		o.LSM.Compression = CompressionSnappy
@@ -191,10 +192,10 @@ func (o *Options) Validate() error {
 	default:
 		return fmt.Errorf("kvs: option Bitcask.Index: %q is not %q or %q", o.Bitcask.Index, IndexHash, IndexBTree)
 	}
-	switch o.Bitcask.ReadMode {
+	switch o.ReadMode {
 	case "", ReadModeMmap, ReadModePread:
 	default:
-		return fmt.Errorf("kvs: option Bitcask.ReadMode: %q is not %q or %q", o.Bitcask.ReadMode, ReadModeMmap, ReadModePread)
+		return fmt.Errorf("kvs: option ReadMode: %q is not %q or %q", o.ReadMode, ReadModeMmap, ReadModePread)
 	}
 	if o.Bitcask.MaxSegmentBytes < 0 {
 		return fmt.Errorf("kvs: option Bitcask.MaxSegmentBytes: %d is negative", o.Bitcask.MaxSegmentBytes)

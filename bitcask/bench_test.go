@@ -163,7 +163,7 @@ func BenchmarkGet(b *testing.B) {
 		for _, mode := range []string{kvs.ReadModeMmap, kvs.ReadModePread} {
 			b.Run("index="+index+"/read="+mode, func(b *testing.B) {
 				o := benchOptions(index)
-				o.Bitcask.ReadMode = mode
+				o.ReadMode = mode
 				db := openDB(b, b.TempDir(), o)
 				load(b, db, keys)
 				rng := rand.New(rand.NewPCG(1, 1))

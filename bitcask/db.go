@@ -316,10 +316,10 @@ func (db *DB) createSegment(id uint64) (*segment, error) {
 }
 
 // mapSegment maps the first length bytes of s's file when the engine reads
-// through maps (BitcaskOptions.ReadMode). A file that cannot be mapped is
+// through maps (Options.ReadMode). A file that cannot be mapped is
 // read with pread; only an unexpected failure is worth a log line.
 func (db *DB) mapSegment(s *segment, length int64) {
-	if db.opts.Bitcask.ReadMode != kvs.ReadModeMmap {
+	if db.opts.ReadMode != kvs.ReadModeMmap {
 		return
 	}
 	if err := s.mapFile(length); err != nil && !errors.Is(err, vfs.ErrNoMmap) {

@@ -9,7 +9,7 @@
 // each live key to the file, offset and size of its newest record, so a
 // Get costs one lookup and one read: by default a copy out of a read-only
 // memory map of the segment, or one pread with
-// Options.Bitcask.ReadMode "pread" (segment.go, readRecord; a fault in the
+// Options.ReadMode "pread" (segment.go, readRecord; a fault in the
 // map becomes an error, not a crash). Segments are sealed at
 // Options.Bitcask.MaxSegmentBytes; a merge (Compact) rewrites the live
 // records of the sealed segments into new segments with hint files and

@@ -23,7 +23,7 @@ func TestReadModes(t *testing.T) {
 		t.Run("mode="+mode, func(t *testing.T) {
 			dir := t.TempDir()
 			o := testOptions(vfs.Default, kvs.IndexHash)
-			o.Bitcask.ReadMode = mode
+			o.ReadMode = mode
 			o.Bitcask.MaxSegmentBytes = 64 << 10
 			db := openDB(t, dir, o)
 			const n = 3000
@@ -72,7 +72,7 @@ func TestReadModes(t *testing.T) {
 // cannot be mapped, so the engine reads them with pread whatever the mode.
 func TestMemFSReadsWithPread(t *testing.T) {
 	o := testOptions(vfs.NewMem(), kvs.IndexHash)
-	o.Bitcask.ReadMode = kvs.ReadModeMmap
+	o.ReadMode = kvs.ReadModeMmap
 	db := openDB(t, "/db", o)
 	mustPut(t, db, "k", "v", kvs.NoSync)
 	if got, err := db.Get([]byte("k")); err != nil || string(got) != "v" {

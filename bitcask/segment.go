@@ -52,7 +52,7 @@ type segment struct {
 	hintBytes   int64 // size of the hint file; 0 when there is none
 
 	// mm is a read-only shared map of the file's first len(mm) bytes
-	// (BitcaskOptions.ReadMode "mmap"; nil for pread, or when the file
+	// (Options.ReadMode "mmap"; nil for pread, or when the file
 	// cannot be mapped). readRecord copies a record out of it when the
 	// record lies wholly in the file (below flushed) and in the map. It is
 	// set before the segment is published and removed only when no

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kvs-lab/kvs"
 	"github.com/kvs-lab/kvs/compaction"
 	"github.com/kvs-lab/kvs/internal/base"
 	"github.com/kvs-lab/kvs/internal/vfs"
@@ -113,7 +114,7 @@ func (db *DB) openTable(meta *compaction.TableMeta) (*table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kvs/lsm: open table: %w", err)
 	}
-	r, err := sstable.Open(f, path, meta.Size, sstable.ReaderOptions{Cache: db.cache})
+	r, err := sstable.Open(f, path, meta.Size, sstable.ReaderOptions{Cache: db.cache, Mmap: db.opts.ReadMode == kvs.ReadModeMmap})
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"sync"
 
 	"github.com/golang/snappy"
@@ -24,6 +25,13 @@ type ReaderOptions struct {
 	// Cache.EvictTable(Reader.CacheID()) to drop a deleted table's blocks
 	// at once.
 	CacheID uint64
+	// Mmap reads blocks out of a read-only memory map of the file instead
+	// of with one pread(2) each: no system call per block read. A file
+	// that cannot be mapped (not an operating-system file, or shorter
+	// than size) is read with pread. A fault while reading the map (the
+	// file cut short under it, a disk error) is an error, not a crash.
+	// The map is removed by Close, so the Reader must not be used after.
+	Mmap bool
 }
 
 // Reader reads one table. Open reads and verifies the footer, the index,
@@ -34,6 +42,7 @@ type Reader struct {
 	f       vfs.File
 	name    string
 	size    int64
+	mm      []byte // a map of the file's size bytes (ReaderOptions.Mmap), or nil
 	cache   *Cache
 	cacheID uint64
 
@@ -74,6 +83,21 @@ func open(f vfs.File, name string, size int64, o ReaderOptions) (*Reader, error)
 	if size < footerLen {
 		return nil, kvs.Corruptf(name, 0, "sstable: file of %d bytes is shorter than a footer", size)
 	}
+	if o.Mmap {
+		// NB: only a file that holds all size bytes is mapped: past its
+		// end a map faults, where pread reports the truncation clearly.
+		if st, err := f.Stat(); err == nil && st.Size() >= size {
+			if m, err := vfs.Mmap(f, size); err == nil {
+				r.mm = m
+			}
+		}
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			r.unmap()
+		}
+	}()
 	r.dataEnd = size - footerLen
 	buf := make([]byte, footerLen)
 	if err := r.readAt(buf, r.dataEnd); err != nil {
@@ -115,6 +139,7 @@ func open(f vfs.File, name string, size int64, o ReaderOptions) (*Reader, error)
 	if it.err != nil {
 		return nil, it.err
 	}
+	ok = true
 	return r, nil
 }
 
@@ -147,6 +172,9 @@ func (r *Reader) checkIndex() error {
 // readAt fills buf from off; a short read is corruption (the file is
 // truncated), other failures are I/O errors.
 func (r *Reader) readAt(buf []byte, off int64) error {
+	if r.mm != nil && off >= 0 && off+int64(len(buf)) <= int64(len(r.mm)) {
+		return r.readMapped(buf, off)
+	}
 	n, err := r.f.ReadAt(buf, off)
 	if n == len(buf) {
 		return nil
@@ -236,11 +264,39 @@ func (r *Reader) Name() string { return r.name }
 // Close closes the file. The Reader and its iterators must not be used
 // afterwards.
 func (r *Reader) Close() error {
+	r.unmap()
 	if err := r.f.Close(); err != nil {
 		return fmt.Errorf("kvs/sstable: close %s: %w", r.name, err)
 	}
 	return nil
 }
+
+// unmap removes the file's map, if there is one.
+func (r *Reader) unmap() {
+	if r.mm != nil {
+		// NB: munmap fails only for a range that is not a map.
+		_ = vfs.Munmap(r.mm)
+		r.mm = nil
+	}
+}
+
+// readMapped copies len(buf) bytes at off out of the map. A fault while
+// reading (SIGBUS: the file was cut short under the map, or the disk
+// failed to page it in) becomes an error instead of killing the process.
+func (r *Reader) readMapped(buf []byte, off int64) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if p := recover(); p != nil {
+			err = fmt.Errorf("kvs/sstable: read %s at offset %d through its memory map: a fault (was the file cut short, or did the disk fail?): %v", r.name, off, p)
+		}
+	}()
+	copy(buf, r.mm[off:off+int64(len(buf))])
+	return nil
+}
+
+// Mapped reports whether the Reader reads through a memory map.
+func (r *Reader) Mapped() bool { return r.mm != nil }
 
 // MayContain reports whether the table may hold userKey, by its bloom
 // filter alone; false is certain. A table written without a filter may

@@ -55,7 +55,7 @@ the engine from the directory's ENGINE file (bitcask for a new directory).`,
 	pf.StringVar(&g.dir, "dir", "", "engine directory")
 	pf.BoolVar(&g.json, "json", false, "print JSON for scripts instead of tables")
 	pf.StringVar(&g.index, "index", "", "bitcask keydir index: hash (default) or btree")
-	pf.StringVar(&g.readMode, "read-mode", "", "bitcask reads: mmap (default; copy records out of a memory map of each segment) or pread (one pread(2) per record)")
+	pf.StringVar(&g.readMode, "read-mode", "", "how engines read their files: mmap (default; copy records and blocks out of a memory map of each file) or pread (one pread(2) each)")
 	pf.StringVar(&g.segmentSize, "segment-size", "", "bitcask segment size before rotation, e.g. 64MiB (default 64MiB)")
 	pf.StringVar(&g.memtable, "memtable-size", "", "lsm memtable size before a flush, e.g. 4MiB (default 8MiB)")
 	pf.StringVar(&g.targetFile, "target-file-size", "", "lsm compaction output table size, e.g. 2MiB (default 2MiB)")
@@ -98,7 +98,7 @@ func (g *globals) options(stderr io.Writer) (*kvs.Options, error) {
 	}
 	switch g.readMode {
 	case "", kvs.ReadModeMmap, kvs.ReadModePread:
-		o.Bitcask.ReadMode = g.readMode
+		o.ReadMode = g.readMode
 	default:
 		return nil, usagef("--read-mode: %q is not mmap or pread", g.readMode)
 	}
