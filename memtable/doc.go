@@ -20,10 +20,11 @@
 // A skiplist (Pugh, "Skip Lists: A Probabilistic Alternative to Balanced
 // Trees", CACM 33(6), 1990) is a sorted linked list (level 0) with sparser
 // express lists above it. Each node gets a random height: it is on level i
-// with probability p^i, here p = 1/4 as in LevelDB, so level i holds about
-// n/4^i nodes. A search starts at the top level of the head node, runs
-// right while the next node sorts before the target, and drops a level when
-// it would overshoot; it visits O(log n) nodes on average:
+// with probability p^i, here p = 1/2 (LevelDB uses 1/4; node.go says why
+// not), so level i holds about n/2^i nodes. A search starts at the top
+// level of the head node, runs right while the next node sorts before the
+// target, and drops a level when it would overshoot; it visits O(log n)
+// nodes on average:
 //
 //	level 3  head ─────────────────────────────────────► c#4 ─────────────────────► nil
 //	level 2  head ──────────────────► b#9 ─────────────► c#4 ─────────────────────► nil
@@ -63,8 +64,8 @@
 //
 // Size is exact: the arena bytes handed out. Each successful Add adds its
 // node's size, align4(4h + 16 + len(user key) + len(value)) with h its
-// random height (4/3 on average), so an entry costs 16 + 5.3 bytes on top
-// of its key and value, plus at most 3 bytes of padding: 137.3 bytes on
+// random height (2 on average), so an entry costs 16 + 8 bytes on top
+// of its key and value, plus at most 3 bytes of padding: 140.0 bytes on
 // average for a 16-byte key and a 100-byte value (BenchmarkAdd). Size never
 // exceeds Capacity. Add returns ErrArenaFull, adding nothing, when the node
 // does not fit: the engine then rotates. An entry that might not fit even

@@ -44,8 +44,8 @@ const (
 	// bits each. A node costs 16 bytes of header plus links, key and
 	// value, so 64 bytes is a small entry (a 16-byte key with a 20-byte
 	// value); memtables of larger entries get more bits per key and fewer
-	// false positives. For 16-byte keys and 100-byte values (137 arena
-	// bytes per entry) that is about 21 bits per key, and the filter is
+	// false positives. For 16-byte keys and 100-byte values (140 arena
+	// bytes per entry) that is about 22 bits per key, and the filter is
 	// 1/51 of the arena.
 	filterBitsPerEntry = 10
 	filterEntryBytes   = 64
