@@ -140,11 +140,11 @@ func (c *conn) run(args [][]byte) {
 		c.s.m.unknown.Inc()
 		c.s.nErrors.Add(1)
 		c.writeError(unknownCommand(args))
+		c.clock = time.Now()
 		return
 	}
 	c.lastCmd.Store(int32(cmd.id + 1))
 	m := &c.s.m.cmds[cmd.id]
-	start := time.Now()
 	c.replyErr = false
 	switch {
 	case cmd.arity > 0 && len(args) != cmd.arity, cmd.arity < 0 && len(args) < -cmd.arity:
@@ -157,7 +157,11 @@ func (c *conn) run(args [][]byte) {
 		cmd.run(c, args)
 	}
 	m.calls.Inc()
-	m.latency.Observe(time.Since(start).Seconds())
+	now := time.Now()
+	if !c.clock.IsZero() {
+		m.latency.Observe(now.Sub(c.clock).Seconds())
+	}
+	c.clock = now
 	c.s.nCommands.Add(1)
 	if c.replyErr {
 		m.errors.Inc()
