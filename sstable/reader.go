@@ -211,11 +211,16 @@ func (r *Reader) readBlockNoCache(h blockHandle, what string) ([]byte, error) {
 			"sstable: %s block handle (offset %d, length %d) points past the blocks (%d bytes)", what, h.Offset, h.Length, r.dataEnd)
 	}
 	off := int64(h.Offset)
-	// The block as stored is read into a pooled buffer: a compressed block
-	// is needed only until it is decoded into the block returned, and an
-	// uncompressed one is copied out. Either way each read allocates just
-	// the block it returns.
 	n := int(h.Length + blockTrailerLen)
+	if r.mm != nil && off+int64(n) <= int64(len(r.mm)) {
+		// Through the map the stored block needs no copy: the checksum
+		// and the decoder read it where it lies, under the fault guard.
+		return r.decodeMapped(r.mm[off:off+int64(n):off+int64(n)], h, off, what)
+	}
+	// Otherwise the block as stored is read into a pooled buffer: a
+	// compressed block is needed only until it is decoded into the block
+	// returned, and an uncompressed one is copied out. Either way each
+	// read allocates just the block it returns.
 	var buf []byte
 	if n <= maxPooledRead {
 		rb := readBufPool.Get().(*[]byte)
@@ -230,6 +235,27 @@ func (r *Reader) readBlockNoCache(h blockHandle, what string) ([]byte, error) {
 	if err := r.readAt(buf, off); err != nil {
 		return nil, err
 	}
+	return r.decodeBlock(buf, h, off, what)
+}
+
+// decodeMapped is decodeBlock of a block read in place from the map: a
+// fault while reading it (the file cut short under the map, a disk
+// error) becomes an error instead of killing the process.
+func (r *Reader) decodeMapped(buf []byte, h blockHandle, off int64, what string) (b []byte, err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if p := recover(); p != nil {
+			b, err = nil, fmt.Errorf("kvs/sstable: read %s at offset %d through its memory map: a fault (was the file cut short, or did the disk fail?): %v", r.name, off, p)
+		}
+	}()
+	return r.decodeBlock(buf, h, off, what)
+}
+
+// decodeBlock verifies the checksum of buf, a block as stored with its
+// trailer, and returns the block decompressed, in memory of its own (buf
+// may be a pooled buffer or the map).
+func (r *Reader) decodeBlock(buf []byte, h blockHandle, off int64, what string) ([]byte, error) {
 	stored, typ := buf[:h.Length], buf[h.Length]
 	if got, want := blockChecksum(stored, typ), binary.LittleEndian.Uint32(buf[h.Length+1:]); got != want {
 		return nil, kvs.Corruptf(r.name, off, "sstable: %s block checksum mismatch (stored %#08x, computed %#08x)", what, want, got)
