@@ -74,7 +74,11 @@ func init() {
 		commands = append(commands, c)
 		commandTable[c.name] = c
 	}
+	setCmd = commandTable["set"]
 }
+
+// setCmd is SET, whose plain form a pipeline may queue (queueSet).
+var setCmd *command
 
 // lookup finds the command named name, case-insensitively, without
 // allocating: the name is folded into a fixed buffer of the connection
@@ -133,6 +137,10 @@ func (c *conn) run(args [][]byte) {
 		return
 	}
 	cmd := c.lookup(args[0])
+	if len(c.sets) > 0 && (cmd != setCmd || len(args) != 3 || !c.authed || c.oversize > 0) {
+		// Any reply but a queued SET's must follow the queued SETs'.
+		c.flushSets()
+	}
 	if cmd == nil {
 		// Counted as an error reply (INFO total_error_replies), as Redis
 		// does, and in its own metric, since it has no command to
@@ -156,6 +164,11 @@ func (c *conn) run(args [][]byte) {
 	default:
 		cmd.run(c, args)
 	}
+	if c.queued {
+		// Counted and timed when its merged write runs (flushSets).
+		c.queued = false
+		return
+	}
 	m.calls.Inc()
 	now := time.Now()
 	if !c.clock.IsZero() {
@@ -167,6 +180,56 @@ func (c *conn) run(args [][]byte) {
 		m.errors.Inc()
 		c.s.nErrors.Add(1)
 	}
+}
+
+// queueSet adds a plain SET to the current run of them (Config.
+// PipelineBatch). Its reply is written by flushSets, which runs before any
+// other reply, when the run is full, and at the end of what was read.
+func (c *conn) queueSet(key, val []byte) {
+	c.sets = append(c.sets, key, val)
+	c.setBytes += len(key) + len(val)
+	c.queued = true
+	if len(c.sets)/2 >= c.s.cfg.PipelineBatch || c.setBytes >= pipelineBatchBytes {
+		c.flushSets()
+	}
+}
+
+// flushSets writes the queued SETs as one backend write (MSet: one atomic
+// batch) and replies to each, in order: +OK, or the write's error for
+// every one of them. Each SET counts as a command, timed as the whole
+// merged write.
+func (c *conn) flushSets() {
+	n := len(c.sets) / 2
+	if n == 0 {
+		return
+	}
+	start := time.Now()
+	var err error
+	if n == 1 {
+		err = c.s.b.Set(c.sets[0], c.sets[1])
+	} else {
+		err = c.s.b.MSet(c.sets)
+	}
+	now := time.Now()
+	m := &c.s.m.cmds[setCmd.id]
+	for range n {
+		c.replyErr = false
+		if err != nil {
+			c.backendError(err)
+		} else {
+			c.writeOK()
+		}
+		m.calls.Inc()
+		m.latency.Observe(now.Sub(start).Seconds())
+		if c.replyErr {
+			m.errors.Inc()
+			c.s.nErrors.Add(1)
+		}
+	}
+	c.s.nCommands.Add(int64(n))
+	clear(c.sets) // drop the references into the input buffer
+	c.sets, c.setBytes = c.sets[:0], 0
+	c.clock = now
 }
 
 // unknownCommand is Redis's reply text for an unknown command: the name,
@@ -278,6 +341,11 @@ func cmdGet(c *conn, args [][]byte) {
 
 func cmdSet(c *conn, args [][]byte) {
 	key, val := args[1], args[2]
+	if len(args) == 3 && c.s.cfg.PipelineBatch > 1 && len(key) > 0 && len(key) <= c.s.cfg.MaxKeyBytes && len(val) <= c.s.cfg.MaxValueBytes {
+		c.queueSet(key, val)
+		return
+	}
+	c.flushSets()
 	if !c.checkKey(key) || !c.checkValue(val) {
 		return
 	}

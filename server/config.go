@@ -48,6 +48,10 @@ const (
 	// DefaultMaxReplyBytes bounds what one command's reply may hold in
 	// memory (see Config.MaxReplyBytes).
 	DefaultMaxReplyBytes = 256 << 20
+	// DefaultPipelineBatch is Config.PipelineBatch when left zero.
+	DefaultPipelineBatch = 64
+	// pipelineBatchBytes bounds the keys and values of one merged write.
+	pipelineBatchBytes = 1 << 20
 )
 
 // Config configures a Server. The zero value of every field means its
@@ -86,6 +90,15 @@ type Config struct {
 	// reach it. Default DefaultMaxReplyBytes (256 MiB), or MaxValueBytes
 	// when that is more.
 	MaxReplyBytes int64
+	// PipelineBatch is the most consecutive plain SETs (no NX, XX or GET)
+	// of one client's pipeline that the server merges into one backend
+	// write (Backend.MSet): one engine batch, one WAL record, one fsync
+	// under group or always, instead of one per SET. Each SET still gets
+	// its own +OK, in order, once the merged write is done; any other
+	// command, the end of what the client sent so far, pipelineBatchBytes
+	// of keys and values, or the limit ends a run. 1 turns merging off.
+	// Default DefaultPipelineBatch.
+	PipelineBatch int
 	Logger        *logrus.Entry // default: logrus to stderr at Info
 	HTTPAddr      string        // "" = off; else serves /metrics, /debug/pprof/, / (status page)
 }
@@ -124,6 +137,9 @@ func (c *Config) ensureDefaults() {
 		if c.IdleTimeout > 0 {
 			c.WriteTimeout = c.IdleTimeout
 		}
+	}
+	if c.PipelineBatch == 0 {
+		c.PipelineBatch = DefaultPipelineBatch
 	}
 	if c.MaxReplyBytes == 0 {
 		// At least one value: an MGET of one key always works as GET does.
@@ -166,6 +182,8 @@ func (c *Config) Validate() error {
 	switch {
 	case d.MaxClients < 0:
 		return fmt.Errorf("server: max clients %d is negative", d.MaxClients)
+	case d.PipelineBatch < 0:
+		return fmt.Errorf("server: pipeline batch %d is negative", d.PipelineBatch)
 	case d.MaxBulkBytes < 0:
 		return fmt.Errorf("server: max bulk bytes %d is negative", d.MaxBulkBytes)
 	case d.MaxArgs < 0:

@@ -65,6 +65,13 @@ type conn struct {
 	// arrival. Chaining the commands of a pipeline this way reads the
 	// clock once per command instead of twice.
 	clock time.Time
+	// sets holds the plain SETs of the current run of them in a pipeline,
+	// not yet written: key, value, key, value, ... (aliasing in, which
+	// stays put until the next read). queued marks the command just run
+	// as one of them. See Config.PipelineBatch and flushSets.
+	sets     [][]byte
+	setBytes int
+	queued   bool
 
 	// Input: in[r:w] is unparsed. The framer (frame) has checked
 	// in[r:pos] and knows the state of the command that starts at r.
@@ -119,6 +126,7 @@ func (c *conn) serve() {
 				c.clock = time.Now() // a slow client's write is not the next command's
 			}
 		}
+		c.flushSets()
 		c.flush()
 		if c.quit || c.dead {
 			return
@@ -138,6 +146,7 @@ func (c *conn) resetFrame() {
 
 // protocolError answers a framing error and lets the connection close.
 func (c *conn) protocolError(err error) {
+	c.flushSets() // the commands before the bad one still run, and reply first
 	msg := "ERR " + err.Error()
 	if errors.Is(err, errQueryLimit) {
 		c.s.log.WithField("client", c.addr).Warn("closing client that exceeded max query bytes")

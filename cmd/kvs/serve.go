@@ -30,6 +30,7 @@ type serveFlags struct {
 	tlsCert     string
 	tlsKey      string
 	maxClients  int
+	pipeBatch   int
 	maxBulk     string
 	idleTimeout time.Duration
 	http        string
@@ -93,6 +94,7 @@ at once.`,
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve TLS")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	fl.IntVar(&f.maxClients, "max-clients", 10000, "most clients connected at once")
+	fl.IntVar(&f.pipeBatch, "pipeline-batch", server.DefaultPipelineBatch, "most consecutive plain SETs of one client's pipeline merged into one engine write; 1 turns merging off")
 	fl.StringVar(&f.maxBulk, "max-bulk-size", "", "largest bulk string accepted, e.g. 64MiB (default 512MiB, as Redis)")
 	fl.DurationVar(&f.idleTimeout, "idle-timeout", 0, "close clients idle this long (0: never)")
 	fl.StringVar(&f.http, "http", "", "address of the HTTP side port for /metrics, /debug/pprof/ and a status page (off when empty)")
@@ -204,11 +206,14 @@ func runServe(cmd *cobra.Command, g *globals, f *serveFlags) error {
 	cfg := server.Config{
 		Addr: f.addr, Password: password, Insecure: f.insecure,
 		TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey,
-		MaxClients: f.maxClients, IdleTimeout: f.idleTimeout,
+		MaxClients: f.maxClients, IdleTimeout: f.idleTimeout, PipelineBatch: f.pipeBatch,
 		HTTPAddr: f.http, Logger: logger,
 	}
 	if f.maxClients <= 0 {
 		return usagef("--max-clients: %d is not a positive count", f.maxClients)
+	}
+	if f.pipeBatch <= 0 {
+		return usagef("--pipeline-batch: %d is not a positive count", f.pipeBatch)
 	}
 	if f.idleTimeout < 0 {
 		return usagef("--idle-timeout: %v is negative", f.idleTimeout)
