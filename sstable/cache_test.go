@@ -1,25 +1,29 @@
 package sstable
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/kvs-lab/kvs/internal/vfs"
 )
 
-func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
+// TestCacheEvictsByClock: a block hit since the hand last passed gets a
+// second chance; the first one that was not is evicted.
+func TestCacheEvictsByClock(t *testing.T) {
 	block := make([]byte, 1000-cacheEntryOverhead) // costs 1000 bytes
 	c := NewCache(3000)
 	c.set(1, 0, block)
 	c.set(1, 100, block)
 	c.set(2, 0, block)
-	if c.get(1, 0) == nil { // 1/0 becomes the most recent
+	if c.get(1, 0) == nil { // 1/0 is referenced
 		t.Fatal("miss on a cached block")
 	}
-	c.set(2, 100, block) // evicts 1/100, the least recently used
+	c.set(2, 100, block) // the hand spares 1/0 and evicts 1/100
 	if c.get(1, 100) != nil {
-		t.Fatal("the least recently used block survived")
+		t.Fatal("the unreferenced block survived")
 	}
 	for _, k := range []cacheKey{{1, 0}, {2, 0}, {2, 100}} {
 		if c.get(k.id, k.offset) == nil {
@@ -73,5 +77,74 @@ func TestCacheSharedByConcurrentReaders(t *testing.T) {
 	wg.Wait()
 	if m := cache.Metrics(); m.Size > m.Capacity || m.Hits == 0 {
 		t.Fatalf("cache metrics %+v", m)
+	}
+}
+
+// TestCacheShardsStayWithinBudget fills a sharded cache with many more
+// blocks than it holds, hitting some of them, and checks the bound, the
+// shard count and that hit blocks are found more often than not.
+func TestCacheShardsStayWithinBudget(t *testing.T) {
+	if n := NewCache(16 << 10).Metrics().Shards; n != 1 {
+		t.Fatalf("a 16 KiB cache has %d shards, want 1", n)
+	}
+	if n := NewCache(8 << 20).Metrics().Shards; n != 8 {
+		t.Fatalf("an 8 MiB cache has %d shards, want 8", n)
+	}
+	c := NewCache(32 << 20)
+	if n := c.Metrics().Shards; n != maxCacheShards {
+		t.Fatalf("a 32 MiB cache has %d shards, want %d", n, maxCacheShards)
+	}
+	block := make([]byte, 4096)
+	hot := 0
+	for i := range uint64(40000) {
+		c.set(i%7+1, i*4096, block)
+		// Keep the first 100 blocks hot: hit each after every insert
+		// of a hundred others.
+		if i >= 100 && i%100 == 0 {
+			for j := range uint64(100) {
+				if c.get(j%7+1, j*4096) != nil {
+					hot++
+				}
+			}
+		}
+		if m := c.Metrics(); m.Size > m.Capacity {
+			t.Fatalf("after %d sets the cache holds %d bytes, over its %d", i+1, m.Size, m.Capacity)
+		}
+	}
+	m := c.Metrics()
+	t.Logf("%+v; hot hits %d of %d", m, hot, 399*100)
+	if hot < 399*100*9/10 {
+		t.Fatalf("hot blocks were hit %d times of %d: the clock is not giving them second chances", hot, 399*100)
+	}
+	for i := range uint64(7) {
+		c.EvictTable(i + 1)
+	}
+	if m := c.Metrics(); m.Count != 0 || m.Size != 0 {
+		t.Fatalf("after evicting every table: %+v", m)
+	}
+}
+
+// BenchmarkCache measures get (and set on a miss) from all cores at once,
+// over twice as many 4 KiB blocks as the cache holds, drawn uniformly:
+// about half the lookups miss and insert, evicting another block.
+func BenchmarkCache(b *testing.B) {
+	for _, mib := range []int64{8, 64} {
+		b.Run(fmt.Sprintf("cache=%dMiB", mib), func(b *testing.B) {
+			c := NewCache(mib << 20)
+			blocks := 2 * int(mib<<20) / 4096
+			block := make([]byte, 4096-cacheEntryOverhead)
+			var seed atomic.Uint64
+			b.RunParallel(func(pb *testing.PB) {
+				rng := rand.New(rand.NewPCG(seed.Add(1), 7))
+				for pb.Next() {
+					off := uint64(rng.IntN(blocks)) * 4096
+					if c.get(1, off) == nil {
+						c.set(1, off, block)
+					}
+				}
+			})
+			m := c.Metrics()
+			b.ReportMetric(float64(m.Hits)/float64(m.Hits+m.Misses), "hit-ratio")
+		})
 	}
 }
