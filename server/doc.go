@@ -15,6 +15,12 @@
 // quote is "-ERR Protocol error: unbalanced quotes in request" and closes
 // the connection. Replies of a pipeline are written together once no
 // further complete command is buffered, or earlier when they pass 64 KiB.
+// Consecutive plain SETs of a pipeline are queued and written as one
+// Backend.MSet (Config.PipelineBatch, at most 64 by default): one engine
+// batch, so one commit and, under group or always, one fsync. Any other
+// command, the end of the buffered commands, or a protocol error writes
+// the queue first, so every command sees the SETs before it and every
+// SET's +OK (or the batch's error) comes in order, after its write.
 //
 // Commands reach storage only through the Backend interface. The local
 // backend (NewEngineBackend) wraps a kvs.Engine; a raft-replicated store
