@@ -89,14 +89,14 @@ func TestNodeReadModifyWrite(t *testing.T) {
 		t.Errorf("SET nx v3 XX GET = %q, %v; want v1", old, err)
 	}
 	wantNil("SET fresh v GET", rc.SetArgs(ctx, "fresh", "v", redis.SetArgs{Get: true}).Err())
-	if old, err := rc.GetSet(ctx, "nx", "v4").Result(); err != nil || old != "v3" {
+	if old, err := rc.Do(ctx, "GETSET", "nx", "v4").Text(); err != nil || old != "v3" {
 		t.Errorf("GETSET nx v4 = %q, %v; want v3", old, err)
 	}
 	wantGet("nx", "v4")
 	if err := rc.Set(ctx, "empty", "", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if old, err := rc.GetSet(ctx, "empty", "x").Result(); err != nil || old != "" {
+	if old, err := rc.Do(ctx, "GETSET", "empty", "x").Text(); err != nil || old != "" {
 		t.Errorf("GETSET of an empty value = %q, %v; want an empty bulk", old, err)
 	}
 	wantInt("APPEND ap hello", rc.Append(ctx, "ap", "hello"), 5)
