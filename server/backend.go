@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/kvs-lab/kvs"
+	"github.com/kvs-lab/kvs/internal/redisint"
 )
 
 // Backend is what the RESP layer stores through: a local engine now
@@ -161,7 +162,7 @@ func (u Update) Apply(old []byte, existed bool) (val []byte, res UpdateResult, e
 				return nil, res, ErrNotInteger
 			}
 		}
-		if (u.Delta > 0 && n > maxInt64-u.Delta) || (u.Delta < 0 && n < minInt64-u.Delta) {
+		if redisint.AddOverflows(n, u.Delta) {
 			return nil, res, ErrOverflow
 		}
 		res.Int = n + u.Delta
@@ -179,48 +180,14 @@ func (u Update) Apply(old []byte, existed bool) (val []byte, res UpdateResult, e
 	return val, res, nil
 }
 
-const (
-	maxInt64 = 1<<63 - 1
-	minInt64 = -1 << 63
-)
-
-// parseInt64 parses a Redis integer: optional '-', decimal digits, no
-// leading '+', no spaces, no leading zeros (except "0"), within int64.
+// parseInt64 parses a Redis integer (redisint.Parse), failing with
+// ErrNotInteger.
 func parseInt64(b []byte) (int64, error) {
-	if len(b) == 0 || len(b) > 20 {
+	n, ok := redisint.Parse(b)
+	if !ok {
 		return 0, ErrNotInteger
 	}
-	neg := b[0] == '-'
-	d := b
-	if neg {
-		d = b[1:]
-	}
-	if len(d) == 0 || (d[0] == '0' && len(d) > 1) || (neg && d[0] == '0') {
-		return 0, ErrNotInteger
-	}
-	var u uint64
-	for _, c := range d {
-		if c < '0' || c > '9' {
-			return 0, ErrNotInteger
-		}
-		// NB: check u*10+digit <= 1<<63 before computing it: a bound on
-		// u alone lets 20-digit values up to 2^64+3 wrap around.
-		digit := uint64(c - '0')
-		if u > (1<<63-digit)/10 {
-			return 0, ErrNotInteger
-		}
-		u = u*10 + digit
-	}
-	if neg {
-		if u > 1<<63 {
-			return 0, ErrNotInteger
-		}
-		return int64(-u), nil //nolint:gosec // u <= 1<<63 was checked
-	}
-	if u > maxInt64 {
-		return 0, ErrNotInteger
-	}
-	return int64(u), nil
+	return n, nil
 }
 
 // lockStripes is the number of per-key mutexes of the engine backend.

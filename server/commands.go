@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -518,7 +519,7 @@ func cmdDecrBy(c *conn, args [][]byte) {
 		c.writeError(ErrNotInteger.Error())
 		return
 	}
-	if d == minInt64 {
+	if d == math.MinInt64 {
 		c.writeError("ERR decrement would overflow")
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/kvs-lab/kvs"
+	"github.com/kvs-lab/kvs/internal/redisint"
 	"github.com/kvs-lab/kvs/raftkv/api"
 	"github.com/kvs-lab/kvs/raftkv/raftkvpb"
 	"github.com/kvs-lab/kvs/raftkv/raftstorage"
@@ -271,12 +272,12 @@ func (a *applyBatch) run(ops []*raftkvpb.Op) (*raftkvpb.Response, []write, error
 			var n int64
 			if found {
 				var ok bool
-				if n, ok = parseInt(old); !ok {
+				if n, ok = redisint.Parse(old); !ok {
 					return fail(i, raftkvpb.Response_NotInteger)
 				}
 			}
 			d := op.GetDelta()
-			if (d > 0 && n > maxInt64-d) || (d < 0 && n < minInt64-d) {
+			if redisint.AddOverflows(n, d) {
 				return fail(i, raftkvpb.Response_Overflow)
 			}
 			res.Int = n + d
@@ -308,48 +309,4 @@ func (a *applyBatch) run(ops []*raftkvpb.Op) (*raftkvpb.Response, []write, error
 		resp.Results = append(resp.Results, res)
 	}
 	return resp, writes, nil
-}
-
-const (
-	maxInt64 = 1<<63 - 1
-	minInt64 = -1 << 63
-)
-
-// parseInt reads b as Redis reads an integer for INCR (string2ll):
-// optional '-', decimal digits, no '+', no spaces, no leading zeros
-// (except "0" itself), within int64. It must agree with the RESP
-// server's parser for the local engine (server.Update.Apply), so that
-// INCR answers the same on both backends.
-func parseInt(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	neg := b[0] == '-'
-	d := b
-	if neg {
-		d = b[1:]
-	}
-	if len(d) == 0 || (d[0] == '0' && len(d) > 1) || (neg && d[0] == '0') {
-		return 0, false
-	}
-	var u uint64
-	for _, c := range d {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		// NB: check u*10+digit <= 1<<63 before computing it, or a 20-digit
-		// value could wrap around.
-		digit := uint64(c - '0')
-		if u > (1<<63-digit)/10 {
-			return 0, false
-		}
-		u = u*10 + digit
-	}
-	if neg {
-		return int64(-u), true // u <= 1<<63: -u wraps to minInt64 at most
-	}
-	if u > maxInt64 {
-		return 0, false
-	}
-	return int64(u), true
 }

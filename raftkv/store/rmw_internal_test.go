@@ -3,8 +3,6 @@ package store
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"strconv"
 	"testing"
 
 	"github.com/kvs-lab/kvs"
@@ -253,42 +251,5 @@ func TestSessionFormat(t *testing.T) {
 	}
 	if resps = applyAll(t, eng, req(9, 5, incr("k", 2))); resps[0].GetResults()[0].GetInt() != 2 {
 		t.Errorf("next request: %v", resps[0])
-	}
-}
-
-// TestParseIntIsRedisSyntax checks parseInt against an oracle: Redis
-// (string2ll) accepts exactly the strings that are the canonical decimal
-// form of an int64, which strconv can say. Hand-picked edge cases, then
-// random strings over the characters that matter.
-func TestParseIntIsRedisSyntax(t *testing.T) {
-	oracle := func(s string) (int64, bool) {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || strconv.FormatInt(n, 10) != s {
-			return 0, false
-		}
-		return n, true
-	}
-	inputs := []string{"", "0", "-0", "00", "1", "-1", "+1", " 1", "1 ", "007", "-", "--1",
-		"9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
-		"18446744073709551616", "18446744073709551619", "99999999999999999999", "123456789012345678901"}
-	rng := rand.New(rand.NewPCG(1, 2))
-	const alphabet = "0123456789-+ a"
-	for range 20000 {
-		b := make([]byte, rng.IntN(22))
-		for i := range b {
-			if rng.IntN(8) == 0 {
-				b[i] = alphabet[10+rng.IntN(len(alphabet)-10)]
-			} else {
-				b[i] = alphabet[rng.IntN(10)]
-			}
-		}
-		inputs = append(inputs, string(b))
-	}
-	for _, s := range inputs {
-		n, ok := parseInt([]byte(s))
-		wn, wok := oracle(s)
-		if ok != wok || n != wn {
-			t.Errorf("parseInt(%q) = %d, %v; want %d, %v", s, n, ok, wn, wok)
-		}
 	}
 }
