@@ -23,8 +23,8 @@ import (
 //
 // What a client sees:
 //   - GET, MGET, EXISTS, STRLEN, SCAN and DBSIZE are linearizable reads
-//     (ReadIndex) on the leader. MGET reads its keys one by one, so unlike
-//     on a local engine it may see half of a concurrent MSET.
+//     (ReadIndex) on the leader. MGET is one read of all its keys
+//     (Store.MultiGet), so it never sees half of a concurrent MSET.
 //   - SET, MSET and DEL are raft proposals; MSET and DEL are one request,
 //     so they apply atomically. DEL's count comes from reads made just
 //     before the delete.
@@ -200,21 +200,17 @@ func updateError(resp *raftkvpb.Response) error {
 	return err
 }
 
+// MGet is one linearizable read of every key (Store.MultiGet): it never
+// sees part of a concurrent MSET or DEL.
 func (b *raftBackend) MGet(keys [][]byte, maxBytes int64) ([][]byte, error) {
-	out := make([][]byte, len(keys))
+	ctx, cancel := b.ctx()
+	defer cancel()
+	out, err := b.st.MultiGet(ctx, keys)
+	if err != nil {
+		return nil, b.redirect(err)
+	}
 	var total int64
-	for i, k := range keys {
-		v, err := b.Get(k)
-		switch {
-		case errors.Is(err, kvs.ErrNotFound):
-			continue
-		case err != nil:
-			return nil, err
-		}
-		if v == nil {
-			v = []byte{}
-		}
-		out[i] = v
+	for _, v := range out {
 		total += int64(len(v))
 		if maxBytes > 0 && total > maxBytes {
 			return nil, server.ErrReplyTooLarge

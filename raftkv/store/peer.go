@@ -634,6 +634,23 @@ func (s *Store) serveReads(p *peer) {
 // execRead reads the engine for r. The loop is the only writer of region
 // data, so the engine holds exactly the state as of the applied index.
 func (s *Store) execRead(p *peer, r *readReq) *readResult {
+	if r.keys != nil {
+		values := make([][]byte, len(r.keys))
+		for i, k := range r.keys {
+			v, err := s.eng.Get(raftstorage.DataKey(k))
+			switch {
+			case errors.Is(err, kvs.ErrNotFound):
+				continue
+			case err != nil:
+				return &readResult{err: err}
+			}
+			if v == nil {
+				v = []byte{}
+			}
+			values[i] = v
+		}
+		return &readResult{values: values}
+	}
 	if !r.scan {
 		v, err := s.eng.Get(raftstorage.DataKey(r.key))
 		return &readResult{value: v, err: err}

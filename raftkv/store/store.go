@@ -366,6 +366,29 @@ func (s *Store) Get(ctx context.Context, key []byte) ([]byte, error) {
 	return r.value, r.err
 }
 
+// MultiGet reads keys as of one moment: one linearizable read through
+// ReadIndex, whose keys the loop reads together, between two applies, so
+// it never sees part of a write. An absent key's value is nil; a present
+// empty value is a non-nil empty slice. Every key must lie in one region
+// (today there is one), else the read fails with api.ErrInvalid.
+func (s *Store) MultiGet(ctx context.Context, keys [][]byte) ([][]byte, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	cloned := make([][]byte, len(keys))
+	for i, k := range keys {
+		if err := api.CheckKey(k); err != nil {
+			return nil, err
+		}
+		cloned[i] = bytes.Clone(k)
+	}
+	r, err := s.read(ctx, &readReq{key: cloned[0], keys: cloned})
+	if err != nil {
+		return nil, err
+	}
+	return r.values, r.err
+}
+
 // Scan implements api.Service: a linearizable range read through
 // ReadIndex.
 func (s *Store) Scan(ctx context.Context, start, end []byte, limit int) ([]*raftkvpb.KeyValue, error) {
@@ -517,6 +540,7 @@ type proposal struct {
 // readReq is a Get or Scan waiting for its ReadIndex.
 type readReq struct {
 	key        []byte
+	keys       [][]byte // a MultiGet: key is keys[0]
 	scan       bool
 	start, end []byte
 	limit      int
@@ -527,9 +551,10 @@ type readReq struct {
 }
 
 type readResult struct {
-	value []byte
-	pairs []*raftkvpb.KeyValue
-	err   error
+	value  []byte
+	values [][]byte // a MultiGet's, nil for an absent key
+	pairs  []*raftkvpb.KeyValue
+	err    error
 }
 
 // run is the store loop.
@@ -810,6 +835,12 @@ func (s *Store) startRead(r *readReq) {
 	if p == nil {
 		r.done <- &readResult{err: &api.NotLeaderError{}}
 		return
+	}
+	for _, k := range r.keys {
+		if s.route(k) != p {
+			r.done <- &readResult{err: fmt.Errorf("%w: the keys of one MultiGet lie in different regions", api.ErrInvalid)}
+			return
+		}
 	}
 	if err := p.notLeader(); err != nil {
 		r.done <- &readResult{err: err}
