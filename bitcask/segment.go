@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -172,18 +171,12 @@ func (s *segment) closeFile() {
 	})
 }
 
-// readMapped copies len(rec) bytes at off out of the map. A fault while
-// reading (SIGBUS: the file was cut short under the map, or the disk
-// failed to page it in) becomes an error instead of killing the process.
-func (s *segment) readMapped(rec []byte, off int64) (err error) {
-	old := debug.SetPanicOnFault(true)
-	defer func() {
-		debug.SetPanicOnFault(old)
-		if r := recover(); r != nil {
-			err = fmt.Errorf("kvs/bitcask: read %s at offset %d through its memory map: a fault (was the file cut short under the engine, or did the disk fail?): %v", s.path, off, r)
-		}
-	}()
-	copy(rec, s.mm[off:off+int64(len(rec))])
+// readMapped copies len(rec) bytes at off out of the map; a fault while
+// reading it is an error naming the file (vfs.CatchFault).
+func (s *segment) readMapped(rec []byte, off int64) error {
+	if err := vfs.CatchFault(func() { copy(rec, s.mm[off:off+int64(len(rec))]) }); err != nil {
+		return fmt.Errorf("kvs/bitcask: read %s at offset %d: %w", s.path, off, err)
+	}
 	return nil
 }
 

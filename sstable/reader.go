@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"sync"
 
 	"github.com/golang/snappy"
@@ -239,17 +238,14 @@ func (r *Reader) readBlockNoCache(h blockHandle, what string) ([]byte, error) {
 }
 
 // decodeMapped is decodeBlock of a block read in place from the map: a
-// fault while reading it (the file cut short under the map, a disk
-// error) becomes an error instead of killing the process.
+// fault while reading it (the file cut short under the map, a disk error)
+// is an error naming the file (vfs.CatchFault).
 func (r *Reader) decodeMapped(buf []byte, h blockHandle, off int64, what string) (b []byte, err error) {
-	old := debug.SetPanicOnFault(true)
-	defer func() {
-		debug.SetPanicOnFault(old)
-		if p := recover(); p != nil {
-			b, err = nil, fmt.Errorf("kvs/sstable: read %s at offset %d through its memory map: a fault (was the file cut short, or did the disk fail?): %v", r.name, off, p)
-		}
-	}()
-	return r.decodeBlock(buf, h, off, what)
+	ferr := vfs.CatchFault(func() { b, err = r.decodeBlock(buf, h, off, what) })
+	if ferr != nil {
+		return nil, fmt.Errorf("kvs/sstable: read %s at offset %d: %w", r.name, off, ferr)
+	}
+	return b, err
 }
 
 // decodeBlock verifies the checksum of buf, a block as stored with its
@@ -306,18 +302,12 @@ func (r *Reader) unmap() {
 	}
 }
 
-// readMapped copies len(buf) bytes at off out of the map. A fault while
-// reading (SIGBUS: the file was cut short under the map, or the disk
-// failed to page it in) becomes an error instead of killing the process.
-func (r *Reader) readMapped(buf []byte, off int64) (err error) {
-	old := debug.SetPanicOnFault(true)
-	defer func() {
-		debug.SetPanicOnFault(old)
-		if p := recover(); p != nil {
-			err = fmt.Errorf("kvs/sstable: read %s at offset %d through its memory map: a fault (was the file cut short, or did the disk fail?): %v", r.name, off, p)
-		}
-	}()
-	copy(buf, r.mm[off:off+int64(len(buf))])
+// readMapped copies len(buf) bytes at off out of the map; a fault while
+// reading it is an error naming the file (vfs.CatchFault).
+func (r *Reader) readMapped(buf []byte, off int64) error {
+	if err := vfs.CatchFault(func() { copy(buf, r.mm[off:off+int64(len(buf))]) }); err != nil {
+		return fmt.Errorf("kvs/sstable: read %s at offset %d: %w", r.name, off, err)
+	}
 	return nil
 }
 

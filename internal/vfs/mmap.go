@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -44,5 +45,26 @@ func Munmap(b []byte) error {
 	if err := syscall.Munmap(b); err != nil {
 		return fmt.Errorf("vfs: munmap: %w", err)
 	}
+	return nil
+}
+
+// CatchFault runs read, which reads memory of a map made by Mmap, and
+// returns an error instead of letting a fault kill the process: reading a
+// page of a file that was cut short under the map, or that the disk failed
+// to page in, raises SIGBUS. Only such faults are caught (their panic
+// value has an Addr method, see debug.SetPanicOnFault); any other panic
+// in read goes on, as it would without CatchFault.
+func CatchFault(read func()) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			if _, fault := r.(interface{ Addr() uintptr }); !fault {
+				panic(r)
+			}
+			err = fmt.Errorf("a fault reading a memory map (was the file cut short, or did the disk fail?): %v", r)
+		}
+	}()
+	read()
 	return nil
 }
