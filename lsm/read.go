@@ -149,7 +149,7 @@ func (db *DB) get(rs *readState, key []byte, seq uint64) ([]byte, error) {
 			db.stats.memFilterSkips.Add(1)
 			continue
 		}
-		if v, kind, ok := m.Get(key, seq); ok {
+		if v, kind, ok := m.GetPastFilter(key, seq); ok {
 			if kind == base.KindDelete {
 				return nil, kvs.ErrNotFound
 			}

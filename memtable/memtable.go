@@ -202,6 +202,13 @@ func (m *Memtable) Get(userKey []byte, seq uint64) (value []byte, kind base.Kind
 	if !m.filter.mayContain(userKey) {
 		return nil, 0, false
 	}
+	return m.GetPastFilter(userKey, seq)
+}
+
+// GetPastFilter is Get without the filter check, for a caller that has
+// just asked MayContain (to count what the filter saves) and need not
+// hash the key twice.
+func (m *Memtable) GetPastFilter(userKey []byte, seq uint64) (value []byte, kind base.Kind, found bool) {
 	// Versions of userKey sort newest first, so the first node at or after
 	// (userKey, seq, KindMax) is the newest version visible at seq, if its
 	// user key is userKey.
