@@ -59,13 +59,13 @@ func (c *entryCache) lastIndex() uint64 {
 	return c.ents[len(c.ents)-1].GetIndex()
 }
 
-// get returns entry i if it is cached.
-func (c *entryCache) get(i uint64) (*raftpb.Entry, bool) {
+// get returns entry i and its encoded size, if it is cached.
+func (c *entryCache) get(i uint64) (e *raftpb.Entry, size int, ok bool) {
 	first := c.firstIndex()
 	if first == 0 || i < first || i > c.lastIndex() {
-		return nil, false
+		return nil, 0, false
 	}
-	return c.ents[i-first], true
+	return c.ents[i-first], c.sizes[i-first], true
 }
 
 // append adds consecutive entries that Update.Append wrote: cached entries

@@ -359,7 +359,7 @@ func (s *Storage) Term(i uint64) (uint64, error) {
 	case i == s.raftState.GetLastIndex():
 		return s.raftState.GetLastTerm(), nil
 	}
-	if e, ok := s.cache.get(i); ok {
+	if e, _, ok := s.cache.get(i); ok {
 		s.cache.hits++
 		return e.GetTerm(), nil
 	}
@@ -411,8 +411,8 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	}
 	ents := make([]*raftpb.Entry, 0, min(hi-lo, 64))
 	var size uint64
-	add := func(e *raftpb.Entry) bool {
-		size += uint64(proto.Size(e))
+	add := func(e *raftpb.Entry, n int) bool {
+		size += uint64(n)
 		if len(ents) > 0 && size > maxSize {
 			return false
 		}
@@ -430,12 +430,12 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !add(e) {
+		if !add(e, proto.Size(e)) {
 			return ents, nil
 		}
 	}
 	for ; next < hi; next++ {
-		e, ok := s.cache.get(next)
+		e, n, ok := s.cache.get(next)
 		if !ok {
 			// NB: a broken invariant, not bad data: the cache ends at the
 			// last index, and hi is at most last+1.
@@ -443,7 +443,7 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 				s.regionID, next, s.cache.firstIndex(), s.cache.lastIndex()))
 		}
 		s.cache.hits++
-		if !add(e) {
+		if !add(e, n) {
 			break
 		}
 	}
